@@ -1,0 +1,147 @@
+# tinyzoo Makefile.  Targets by intent (see README):
+#   make            build the library, every program and the tests (optimised)
+#   make demo       the main job: run every demo, write plots under runs/
+#   make test       build and run every Check test
+#   make debug      -O0 -g3 build in build-debug/, for stepping through in gdb
+#   make asan       build and run the tests under AddressSanitizer + UBSan
+#   make bench      speed benchmarks (CSV under runs/bench/)
+#   make compile_commands.json   for clangd (needs `bear`)
+# Variables: CC, OPT (default -O3), WERROR=1 (adds -Werror), NATIVE=0 (no
+# -march=native), OPENMP=0 (build without OpenMP).
+
+CC      ?= cc
+OPT     ?= -O3
+BUILD   ?= build
+BIN     ?= bin
+NATIVE  ?= 1
+OPENMP  ?= 1
+WERROR  ?= 0
+
+# The packages the Quick start needs; installed on demand by .ci/ensure-packages.
+DEMO_PACKAGES = gnuplot-nox
+TEST_PACKAGES = check pkg-config
+
+WARNINGS = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+ifeq ($(WERROR),1)
+WARNINGS += -Werror
+endif
+CFLAGS_BASE = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARNINGS) -Icommon
+LDLIBS = -lm -lz
+
+# ---- Optional features, each probed once and reported with ✓ or ✗ ----------
+probe = $(shell printf 'int main(void){return 0;}' | $(CC) $(1) -x c - -o /dev/null >/dev/null 2>&1 && echo yes)
+ifeq ($(NATIVE),1)
+HAVE_NATIVE := $(call probe,-march=native)
+endif
+ifeq ($(OPENMP),1)
+HAVE_OPENMP := $(call probe,-fopenmp)
+endif
+HAVE_OPENBLAS := $(shell pkg-config --exists openblas 2>/dev/null && echo yes)
+HAVE_CHECK := $(shell pkg-config --exists check 2>/dev/null && echo yes)
+
+FEATURE_FLAGS =
+ifeq ($(HAVE_NATIVE),yes)
+FEATURE_FLAGS += -march=native
+endif
+ifeq ($(HAVE_OPENMP),yes)
+FEATURE_FLAGS += -fopenmp
+endif
+CFLAGS ?= $(OPT)
+ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS) $(FEATURE_FLAGS) $(EXTRA_CFLAGS)
+
+# ---- Sources -------------------------------------------------------------------
+COMMON_SRC  = $(wildcard common/*.c)
+COMMON_OBJ  = $(COMMON_SRC:%.c=$(BUILD)/%.o)
+LIBRARY     = $(BUILD)/libtinyzoo.a
+# Each model folder builds one program bin/<folder> from all its .c files.
+MODELS      = $(foreach m,seq2seq recursive_nn autoencoder transformer,$(if $(wildcard $(m)/*.c),$(m)))
+PROGRAMS    = $(MODELS:%=$(BIN)/%) $(BIN)/spiral $(BIN)/bench_matmul
+TEST_SRC    = $(wildcard tests/*.c)
+TEST_OBJ    = $(TEST_SRC:%.c=$(BUILD)/%.o)
+TEST_RUNNER = $(BUILD)/tests/run_tests
+
+.PHONY: all features demo test check debug asan bench clean deps-demo deps-test help
+all: features $(PROGRAMS) $(if $(HAVE_CHECK),$(TEST_RUNNER))
+
+help:
+	@sed -n '1,/^$$/p' Makefile
+
+features:
+	@printf 'tinyzoo build: %s %s\n' '$(CC)' '$(OPT)'
+	@printf '  %s -march=native\n' '$(if $(HAVE_NATIVE),✓,✗)'
+	@printf '  %s OpenMP\n' '$(if $(HAVE_OPENMP),✓,✗)'
+	@printf '  %s Check (unit tests)\n' '$(if $(HAVE_CHECK),✓,✗)'
+	@printf '  %s OpenBLAS (benchmark comparison only)\n' '$(if $(HAVE_OPENBLAS),✓,✗)'
+	@printf '  %s gnuplot (PNG plots)\n' '$(if $(shell command -v gnuplot),✓,✗)'
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIBRARY): $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+# bin/<model>: every .c in the model's folder, plus the library.
+.SECONDEXPANSION:
+$(MODELS:%=$(BIN)/%): $(BIN)/%: $$(patsubst %.c,$(BUILD)/%.o,$$(wildcard $$*/*.c)) $(LIBRARY)
+	@mkdir -p $(BIN)
+	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BIN)/spiral: $(BUILD)/common/examples/spiral.o $(LIBRARY)
+	@mkdir -p $(BIN)
+	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
+
+# The matmul benchmark links OpenBLAS only when it is installed.
+BENCH_FLAGS = $(if $(HAVE_OPENBLAS),-DHAVE_OPENBLAS $(shell pkg-config --cflags openblas))
+BENCH_LIBS  = $(if $(HAVE_OPENBLAS),$(shell pkg-config --libs openblas))
+$(BUILD)/tests/bench/bench_matmul.o: tests/bench/bench_matmul.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(BENCH_FLAGS) -MMD -MP -c $< -o $@
+$(BIN)/bench_matmul: $(BUILD)/tests/bench/bench_matmul.o $(LIBRARY)
+	@mkdir -p $(BIN)
+	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(BENCH_LIBS)
+
+$(BUILD)/tests/%.o: CFLAGS_BASE += $(shell pkg-config --cflags check 2>/dev/null)
+$(TEST_RUNNER): $(TEST_OBJ) $(LIBRARY)
+	$(CC) $(ALL_CFLAGS) $^ -o $@ $(shell pkg-config --libs check) $(LDLIBS)
+
+# ---- Intent targets ----------------------------------------------------------
+deps-demo:
+	@sh .ci/ensure-packages $(DEMO_PACKAGES)
+deps-test:
+	@sh .ci/ensure-packages $(TEST_PACKAGES)
+
+demo: deps-demo
+	@$(MAKE) --no-print-directory all
+	./$(BIN)/spiral train --out runs/spiral
+
+# Check forks each test (CK_FORK), so a crash fails one test, not the run.
+test: deps-test
+	@$(MAKE) --no-print-directory all
+	$(MAKE) --no-print-directory $(TEST_RUNNER)
+	cd tests && ../$(TEST_RUNNER)
+
+debug:
+	@$(MAKE) --no-print-directory BUILD=build-debug BIN=build-debug/bin OPT='-O0 -g3' NATIVE=0 all
+	@echo "debug build in build-debug/bin; try: gdb --args build-debug/bin/spiral train --steps 5"
+
+# Sanitizers: a separate build tree so the optimised build stays intact.
+asan: deps-test
+	@$(MAKE) --no-print-directory BUILD=build-asan BIN=build-asan/bin OPT='-O1 -g' \
+	    EXTRA_CFLAGS='-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' \
+	    all build-asan/tests/run_tests
+	cd tests && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    ../build-asan/tests/run_tests
+
+bench: all
+	@mkdir -p runs/bench
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ./$(BIN)/bench_matmul --csv runs/bench/matmul.csv
+
+compile_commands.json:
+	$(MAKE) clean && bear -- $(MAKE) all
+
+clean:
+	rm -rf build build-debug build-asan bin
+
+-include $(shell find build build-debug build-asan -name '*.d' 2>/dev/null)
