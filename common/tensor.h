@@ -47,17 +47,26 @@ typedef struct Tensor {
 /* One big block, allocated once.  arena_alloc hands out aligned slices of it;
  * arena_reset makes all of it free again without touching the memory, so a
  * training step does no malloc and its pages stay warm from step to step. */
+/* If a step needs more than the block holds, the extra comes from malloc'd
+ * overflow chunks, and the next arena_reset replaces the block by one large
+ * enough for the whole step: after the first step, no more mallocs. */
+typedef struct ArenaOverflow {
+    struct ArenaOverflow *next;
+    size_t bytes;
+} ArenaOverflow;
+
 typedef struct {
-    unsigned char *base; /* (capacity) the block                        */
-    size_t capacity;     /* bytes                                       */
-    size_t used;         /* bytes handed out since the last reset       */
-    size_t peak;         /* largest `used` ever seen, to size the arena */
+    unsigned char *base;     /* (capacity) the block                          */
+    size_t capacity;         /* bytes                                         */
+    size_t used;             /* bytes handed out since the last reset         */
+    size_t overflow_used;    /* bytes handed out from overflow chunks         */
+    size_t peak;             /* largest used + overflow_used ever seen        */
+    ArenaOverflow *overflow; /* chunks allocated since the last reset          */
 } Arena;
 
 void arena_init(Arena *arena, size_t capacity_bytes);
 void arena_free(Arena *arena);
-/* 64-byte aligned (a cache line, and an AVX-512 register); stops with a
- * message suggesting a larger arena when the block is exhausted. */
+/* 64-byte aligned (a cache line, and an AVX-512 register). */
 void *arena_alloc(Arena *arena, size_t bytes);
 void arena_reset(Arena *arena);
 
@@ -112,6 +121,7 @@ typedef struct {
     bool check_numerics; /* stop at the first op producing NaN/Inf         */
     long step;           /* reported by check_numerics                     */
     bool training;       /* dropout is active only when true               */
+    bool no_grad;        /* inference: record nothing, no output gradients */
 } Graph;
 
 void graph_init(Graph *g, size_t arena_bytes, int tape_capacity);
