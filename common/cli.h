@@ -85,6 +85,7 @@ typedef struct {
     double smoothed_loss; /* exponential moving average, factor 0.9       */
     bool has_smoothed;
     double items_per_second;
+    double items_done;   /* items processed since progress_start           */
     const char *unit;    /* "tok/s", "seq/s", "img/s", "trees/s"          */
     bool interactive;    /* stderr is a TTY                               */
     bool quiet;

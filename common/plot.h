@@ -70,7 +70,9 @@ typedef struct {
     const char *const *class_names;  /* (class_count) legend, or NULL           */
     const char *const *point_labels; /* (count) text beside each point, or NULL */
     /* Optional background: (background_rows, background_cols) class ids over
-     * the rectangle [x_min, x_max] x [y_min, y_max]; NULL for none. */
+     * the rectangle [x_min, x_max] x [y_min, y_max]; NULL for none.  Cell
+     * (r, c) is drawn centred on x_min + (c + 0.5) * (x_max - x_min) / cols,
+     * y_min + (r + 0.5) * (y_max - y_min) / rows: row 0 at the bottom. */
     const float *background;
     int background_rows, background_cols;
     float x_min, x_max, y_min, y_max;

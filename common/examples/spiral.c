@@ -234,6 +234,9 @@ static int train(const Settings *s) {
     int *batch_points = xmalloc((size_t)s->batch * sizeof(int));
     int *labels = xmalloc((size_t)s->batch * sizeof(int));
 
+    /* Linear warmup then cosine decay: large steps early, fine ones late. */
+    Schedule schedule = {.kind = SCHEDULE_WARMUP_COSINE, .base_lr = s->lr, .min_lr = s->lr / 100,
+                         .warmup_steps = s->steps / 20, .total_steps = s->steps};
     Progress progress;
     progress_start(&progress, 0, s->steps, "pts/s", s->quiet);
     float loss_value = 0, val_loss = 0, val_accuracy = 0;
@@ -253,7 +256,8 @@ static int train(const Settings *s) {
             return EXIT_RUNTIME_ERROR;
         }
         graph_backward(&g, loss);
-        optimizer_step(&opt, &model.params, s->lr);
+        float lr = schedule_lr(&schedule, step);
+        optimizer_step(&opt, &model.params, lr);
         curves.steps[curves.train_points] = (float)(step + 1);
         curves.train_loss[curves.train_points++] = loss_value;
         progress_update(&progress, step + 1, loss_value, s->batch);
@@ -262,7 +266,7 @@ static int train(const Settings *s) {
             evaluate(&g, &model, &data, val_idx, val_count, &val_loss, &val_accuracy);
             curves.val_steps[curves.val_points] = (float)(step + 1);
             curves.val_loss[curves.val_points++] = val_loss;
-            metrics_write(&log, (double[]){(double)(step + 1), loss_value, val_loss, val_accuracy, s->lr}, 5);
+            metrics_write(&log, (double[]){(double)(step + 1), loss_value, val_loss, val_accuracy, lr}, 5);
         }
     }
     progress_finish(&progress);
@@ -316,7 +320,7 @@ int main(int argc, char **argv) {
         {"hidden", OPTION_INT, &s.hidden, "hidden units per layer", NULL, 1, 4096},
         {"steps", OPTION_LONG, &s.steps, "training steps", NULL, 1, 10000000},
         {"batch", OPTION_INT, &s.batch, "points per step", NULL, 1, 100000},
-        {"lr", OPTION_FLOAT, &s.lr, "AdamW learning rate", NULL, 1e-7, 10},
+        {"lr", OPTION_FLOAT, &s.lr, "peak AdamW learning rate (warmup, then cosine decay to lr/100)", NULL, 1e-7, 10},
         {"weight-decay", OPTION_FLOAT, &s.weight_decay, "AdamW weight decay", NULL, 0, 1},
         {"seed", OPTION_LONG, &s.seed, "random seed (data and model)", NULL, 0, 4294967295.0},
         {"threads", OPTION_INT, &s.threads, "threads for matmul", NULL, 1, 256},
