@@ -120,7 +120,7 @@ void graph_reset(Graph *g) {
 
 /* Does this op need a tape entry?  Only when some input carries a gradient
  * and the graph is not in inference mode. */
-static bool needs_grad(const Graph *g, const Tensor *a, const Tensor *b, const Tensor *c) {
+bool graph_needs_grad(const Graph *g, const Tensor *a, const Tensor *b, const Tensor *c) {
     if (g->no_grad) return false;
     return (a && a->grad) || (b && b->grad) || (c && c->grad);
 }
@@ -144,19 +144,36 @@ static TapeEntry *tape_record(Graph *g, OpKind op, Tensor *out, Tensor *a, Tenso
 }
 
 /* --check-numerics: stop at the first op whose result is NaN or Inf. */
-static void check_finite(const Graph *g, OpKind op, const Tensor *t, const float *values,
-                         const char *what) {
+static void check_finite_named(const Graph *g, const char *op, const Tensor *t,
+                               const float *values, const char *what) {
     if (!g->check_numerics || values == NULL) return;
     for (int i = 0; i < t->numel; i++) {
         if (!isfinite(values[i])) {
             char shape[64];
             fatal("check-numerics: op %s produced %s in the %s of tensor '%s' %s at element "
                   "%d, step %ld",
-                  op_names[op], isnan(values[i]) ? "NaN" : "Inf", what,
+                  op, isnan(values[i]) ? "NaN" : "Inf", what,
                   t->name ? t->name : "(unnamed)", tensor_shape_string(t, shape, sizeof shape),
                   i, g->step);
         }
     }
+}
+
+static void check_finite(const Graph *g, OpKind op, const Tensor *t, const float *values,
+                         const char *what) {
+    check_finite_named(g, op_names[op], t, values, what);
+}
+
+void graph_check_finite(const Graph *g, const char *op_name, const Tensor *t) {
+    check_finite_named(g, op_name, t, t->data, "values");
+}
+
+TapeEntry *graph_record_custom(Graph *g, const char *name, BackwardFunction backward,
+                               Tensor *out, Tensor *a, Tensor *b, Tensor *c) {
+    TapeEntry *entry = tape_record(g, OP_CUSTOM, out, a, b, c);
+    entry->custom_name = name;
+    entry->custom_backward = backward;
+    return entry;
 }
 
 /* ======================================================================== */
@@ -329,7 +346,7 @@ Tensor *op_matmul(Graph *g, Tensor *a, Tensor *b, Transpose transpose_b) {
     int shape[TENSOR_MAX_DIMS];
     memcpy(shape, a->shape, sizeof shape);
     shape[a->ndim - 1] = N;
-    bool grad = needs_grad(g, a, b, NULL);
+    bool grad = graph_needs_grad(g, a, b, NULL);
     Tensor *out = op_output(g, OP_MATMUL, a->ndim, shape, grad);
 
     /* A 2-D b is shared by every batch item, so the batch folds into M:
@@ -397,7 +414,7 @@ static void matmul_backward(TapeEntry *entry) {
 static Tensor *elementwise_binary(Graph *g, OpKind op, Tensor *a, Tensor *b) {
     tensor_check_shapes(tensor_same_shape(a, b), op_names[op], a, b,
                         "elementwise ops need equal shapes");
-    bool grad = needs_grad(g, a, b, NULL);
+    bool grad = graph_needs_grad(g, a, b, NULL);
     Tensor *out = op_output_like(g, op, a, grad);
     float *y = out->data;
     const float *x1 = a->data, *x2 = b->data;
@@ -437,7 +454,7 @@ static void elementwise_binary_backward(TapeEntry *entry) {
 }
 
 Tensor *op_scale(Graph *g, Tensor *a, float factor) {
-    bool grad = needs_grad(g, a, NULL, NULL);
+    bool grad = graph_needs_grad(g, a, NULL, NULL);
     Tensor *out = op_output_like(g, OP_SCALE, a, grad);
     for (int i = 0; i < a->numel; i++) out->data[i] = factor * a->data[i];
     if (grad) tape_record(g, OP_SCALE, out, a, NULL, NULL)->float_args[0] = factor;
@@ -458,7 +475,7 @@ Tensor *op_add_bias(Graph *g, Tensor *x, Tensor *bias) {
     int C = x->shape[x->ndim - 1];
     tensor_check_shapes(bias->ndim == 1 && bias->shape[0] == C, "add_bias", x, bias,
                         "bias must be 1-D with the size of x's last dimension");
-    bool grad = needs_grad(g, x, bias, NULL);
+    bool grad = graph_needs_grad(g, x, bias, NULL);
     Tensor *out = op_output_like(g, OP_ADD_BIAS, x, grad);
     int rows = leading_rows(x);
     for (int r = 0; r < rows; r++) {
@@ -485,7 +502,7 @@ static void add_bias_backward(TapeEntry *entry) {
 /* ---- sum and mean ---------------------------------------------------------- */
 
 static Tensor *reduce_all(Graph *g, OpKind op, Tensor *a) {
-    bool grad = needs_grad(g, a, NULL, NULL);
+    bool grad = graph_needs_grad(g, a, NULL, NULL);
     Tensor *out = op_output(g, op, 1, (const int[]){1}, grad);
     double total = 0; /* double: summing many floats loses digits otherwise */
     for (int i = 0; i < a->numel; i++) total += a->data[i];
@@ -512,7 +529,7 @@ static const float INV_SQRT2 = 0.70710678118654752440f;
 static const float INV_SQRT_2PI = 0.39894228040143267794f;
 
 static Tensor *activation(Graph *g, OpKind op, Tensor *a) {
-    bool grad = needs_grad(g, a, NULL, NULL);
+    bool grad = graph_needs_grad(g, a, NULL, NULL);
     Tensor *out = op_output_like(g, op, a, grad);
     const float *x = a->data;
     float *y = out->data;
@@ -570,7 +587,7 @@ Tensor *op_softmax(Graph *g, Tensor *x, const Tensor *mask) {
                             "the mask's shape must equal the trailing dimensions of x");
         mask_rows = leading_rows(mask);
     }
-    bool grad = needs_grad(g, x, NULL, NULL);
+    bool grad = graph_needs_grad(g, x, NULL, NULL);
     Tensor *out = op_output_like(g, OP_SOFTMAX, x, grad);
     for (int r = 0; r < rows; r++) {
         const float *in = x->data + (size_t)r * C;
@@ -615,7 +632,7 @@ static void softmax_backward(TapeEntry *entry) {
 
 Tensor *op_cross_entropy(Graph *g, Tensor *logits, const int *targets, int ignore_index) {
     int V = logits->shape[logits->ndim - 1], rows = leading_rows(logits);
-    bool grad = needs_grad(g, logits, NULL, NULL);
+    bool grad = graph_needs_grad(g, logits, NULL, NULL);
     Tensor *out = op_output(g, OP_CROSS_ENTROPY, 1, (const int[]){1}, grad);
     /* probabilities (rows, V), kept for backward: softmax(logits) */
     float *probabilities = grad ? arena_alloc(&g->arena, (size_t)logits->numel * sizeof(float)) : NULL;
@@ -674,7 +691,7 @@ static void cross_entropy_backward(TapeEntry *entry) {
 Tensor *op_mse(Graph *g, Tensor *prediction, const Tensor *target) {
     tensor_check_shapes(prediction->numel == target->numel, "mse", prediction, target,
                         "prediction and target need the same number of elements");
-    bool grad = needs_grad(g, prediction, NULL, NULL);
+    bool grad = graph_needs_grad(g, prediction, NULL, NULL);
     Tensor *out = op_output(g, OP_MSE, 1, (const int[]){1}, grad);
     double total = 0;
     for (int i = 0; i < prediction->numel; i++) {
@@ -699,7 +716,7 @@ static void mse_backward(TapeEntry *entry) {
 Tensor *op_bce_with_logits(Graph *g, Tensor *logits, const Tensor *target) {
     tensor_check_shapes(logits->numel == target->numel, "bce_with_logits", logits, target,
                         "logits and target need the same number of elements");
-    bool grad = needs_grad(g, logits, NULL, NULL);
+    bool grad = graph_needs_grad(g, logits, NULL, NULL);
     Tensor *out = op_output(g, OP_BCE_WITH_LOGITS, 1, (const int[]){1}, grad);
     double total = 0;
     for (int i = 0; i < logits->numel; i++) {
@@ -733,7 +750,7 @@ Tensor *op_layernorm(Graph *g, Tensor *x, Tensor *gamma, Tensor *beta, float eps
                         "gamma must be 1-D with the size of x's last dimension");
     tensor_check_shapes(tensor_same_shape(gamma, beta), "layernorm", gamma, beta,
                         "gamma and beta must have the same shape");
-    bool grad = needs_grad(g, x, gamma, beta);
+    bool grad = graph_needs_grad(g, x, gamma, beta);
     Tensor *out = op_output_like(g, OP_LAYERNORM, x, grad);
     /* (rows, 2): each row's mean and reciprocal standard deviation */
     float *stats = arena_alloc(&g->arena, (size_t)rows * 2 * sizeof(float));
@@ -789,7 +806,7 @@ static void layernorm_backward(TapeEntry *entry) {
 
 Tensor *op_gather_rows(Graph *g, Tensor *table, const int *ids, int count) {
     int rows = table->shape[0], C = table->numel / rows;
-    bool grad = needs_grad(g, table, NULL, NULL);
+    bool grad = graph_needs_grad(g, table, NULL, NULL);
     Tensor *out = op_output(g, OP_GATHER_ROWS, 2, (const int[]){count, C}, grad);
     int *kept_ids = arena_alloc(&g->arena, (size_t)count * sizeof(int));
     for (int i = 0; i < count; i++) {
@@ -824,7 +841,7 @@ Tensor *op_concat(Graph *g, Tensor *a, Tensor *b) {
     int shape[TENSOR_MAX_DIMS];
     memcpy(shape, a->shape, sizeof shape);
     shape[a->ndim - 1] = Ca + Cb;
-    bool grad = needs_grad(g, a, b, NULL);
+    bool grad = graph_needs_grad(g, a, b, NULL);
     Tensor *out = op_output(g, OP_CONCAT, a->ndim, shape, grad);
     int rows = leading_rows(a);
     for (int r = 0; r < rows; r++) {
@@ -855,7 +872,7 @@ Tensor *op_slice_columns(Graph *g, Tensor *x, int first, int count) {
     int shape[TENSOR_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = count;
-    bool grad = needs_grad(g, x, NULL, NULL);
+    bool grad = graph_needs_grad(g, x, NULL, NULL);
     Tensor *out = op_output(g, OP_SLICE_COLUMNS, x->ndim, shape, grad);
     int rows = leading_rows(x);
     for (int r = 0; r < rows; r++)
@@ -883,7 +900,7 @@ static void slice_columns_backward(TapeEntry *entry) {
 Tensor *op_dropout(Graph *g, Tensor *x, float p, Rng *rng) {
     if (p < 0 || p >= 1) fatal("dropout: probability %g outside [0, 1)", (double)p);
     if (!g->training || p == 0) return x;
-    bool grad = needs_grad(g, x, NULL, NULL);
+    bool grad = graph_needs_grad(g, x, NULL, NULL);
     Tensor *out = op_output_like(g, OP_DROPOUT, x, grad);
     /* (numel) each element's factor: 0 (dropped) or 1/(1-p) (kept), so the
      * expected value of the output equals the input. */
@@ -930,9 +947,14 @@ static void entry_backward(TapeEntry *entry) {
     case OP_CONCAT: concat_backward(entry); break;
     case OP_SLICE_COLUMNS: slice_columns_backward(entry); break;
     case OP_DROPOUT: dropout_backward(entry); break;
+    case OP_CUSTOM: entry->custom_backward(entry); break;
     case OP_LEAF:
     case OP_COUNT: fatal("backward: tape entry with op %d has no backward", (int)entry->op);
     }
+}
+
+static const char *entry_name(const TapeEntry *entry) {
+    return entry->op == OP_CUSTOM ? entry->custom_name : op_names[entry->op];
 }
 
 void graph_backward(Graph *g, Tensor *loss) {
@@ -950,8 +972,8 @@ void graph_backward(Graph *g, Tensor *loss) {
         if (g->check_numerics)
             for (int k = 0; k < 3; k++)
                 if (entry->inputs[k] && entry->inputs[k]->grad)
-                    check_finite(g, entry->op, entry->inputs[k], entry->inputs[k]->grad,
-                                 "gradient (backward)");
+                    check_finite_named(g, entry_name(entry), entry->inputs[k],
+                                       entry->inputs[k]->grad, "gradient (backward)");
     }
 }
 
@@ -961,7 +983,7 @@ void graph_print_tape(const Graph *g) {
     for (int i = 0; i < g->tape_length; i++) {
         const TapeEntry *entry = &g->tape[i];
         char shape[64];
-        printf("%4d  %-16s -> %s", i, op_names[entry->op],
+        printf("%4d  %-16s -> %s", i, entry_name(entry),
                tensor_shape_string(entry->out, shape, sizeof shape));
         for (int k = 0; k < 3; k++) {
             const Tensor *input = entry->inputs[k];

@@ -94,16 +94,23 @@ void arena_reset(Arena *arena);
     X(OP_GATHER_ROWS, "gather_rows")                                         \
     X(OP_CONCAT, "concat")                                                   \
     X(OP_SLICE_COLUMNS, "slice_columns")                                     \
-    X(OP_DROPOUT, "dropout")
+    X(OP_DROPOUT, "dropout")                                                 \
+    X(OP_CUSTOM, "custom")
 
 #define OP_ENUM_ENTRY(kind, text) kind,
 typedef enum { OP_LIST(OP_ENUM_ENTRY) OP_COUNT } OpKind;
 #undef OP_ENUM_ENTRY
 extern const char *const op_names[OP_COUNT];
 
+struct TapeEntry;
+/* The backward of an op defined in a model's folder (OP_CUSTOM). */
+typedef void (*BackwardFunction)(struct TapeEntry *entry);
+
 /* What backward needs from one op call, saved at forward time. */
-typedef struct {
+typedef struct TapeEntry {
     OpKind op;
+    const char *custom_name;          /* OP_CUSTOM: the op's name          */
+    BackwardFunction custom_backward; /* OP_CUSTOM: its backward           */
     Tensor *out;       /* the op's result                                  */
     Tensor *inputs[3]; /* its tensor inputs, NULL where unused             */
     float *saved;      /* op-specific buffer (e.g. softmax probabilities)   */
@@ -132,6 +139,19 @@ void graph_reset(Graph *g);
 void graph_backward(Graph *g, Tensor *loss);
 /* Prints one line per tape entry: index, op, output name and shape, inputs. */
 void graph_print_tape(const Graph *g);
+
+/* ---- Ops defined outside common/ ------------------------------------------
+ * An op that one model alone needs (the transformer's fused attention, say)
+ * lives in that model's folder, forward and backward side by side, and
+ * plugs into the tape with these three calls:
+ *   if (graph_needs_grad(g, q, k, v))
+ *       graph_record_custom(g, "attention", attention_backward, out, q, k, v);
+ *   graph_check_finite(g, "attention", out);                                  */
+bool graph_needs_grad(const Graph *g, const Tensor *a, const Tensor *b, const Tensor *c);
+struct TapeEntry *graph_record_custom(Graph *g, const char *name, BackwardFunction backward,
+                                      Tensor *out, Tensor *a, Tensor *b, Tensor *c);
+/* With g->check_numerics, stops when `t` holds a NaN or Inf. */
+void graph_check_finite(const Graph *g, const char *op_name, const Tensor *t);
 
 /* ---- Tensors ------------------------------------------------------------ */
 
