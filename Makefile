@@ -56,11 +56,24 @@ LIBRARY     = $(BUILD)/libtinyzoo.a
 # Each model folder builds one program bin/<folder> from all its .c files.
 MODELS      = $(foreach m,seq2seq recursive_nn autoencoder transformer,$(if $(wildcard $(m)/*.c),$(m)))
 PROGRAMS    = $(MODELS:%=$(BIN)/%) $(BIN)/spiral $(BIN)/bench_matmul
+# The tests link every model's code except its main.c, so model functions
+# are named after their model (transformer_forward, seq2seq_...).
+MODEL_LIB_SRC = $(filter-out %/main.c,$(foreach m,$(MODELS),$(wildcard $(m)/*.c)))
+MODEL_LIB_OBJ = $(MODEL_LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC    = $(wildcard tests/*.c)
 TEST_OBJ    = $(TEST_SRC:%.c=$(BUILD)/%.o)
 TEST_RUNNER = $(BUILD)/tests/run_tests
+# Every `Suite *name_suite(void)` defined in tests/*.c is registered by a
+# generated list, so adding a test file needs no other edit.
+SUITE_LIST  = $(BUILD)/tests/suites.inc
 
-.PHONY: all features demo test check debug asan bench clean deps-demo deps-test help
+# Each model folder may add demo and bench steps in its own model.mk:
+#   DEMOS += demo-transformer     demo-transformer: ; ./bin/transformer ...
+DEMOS   =
+BENCHES =
+-include $(wildcard */model.mk)
+
+.PHONY: all features demo test check debug asan bench clean deps-demo deps-test help $(DEMOS) $(BENCHES)
 all: features $(PROGRAMS) $(if $(HAVE_CHECK),$(TEST_RUNNER))
 
 help:
@@ -102,8 +115,13 @@ $(BIN)/bench_matmul: $(BUILD)/tests/bench/bench_matmul.o $(LIBRARY)
 	@mkdir -p $(BIN)
 	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(BENCH_LIBS)
 
-$(BUILD)/tests/%.o: CFLAGS_BASE += $(shell pkg-config --cflags check 2>/dev/null)
-$(TEST_RUNNER): $(TEST_OBJ) $(LIBRARY)
+$(BUILD)/tests/%.o: CFLAGS_BASE += $(shell pkg-config --cflags check 2>/dev/null) -I$(BUILD)/tests
+$(SUITE_LIST): $(TEST_SRC)
+	@mkdir -p $(dir $@)
+	@grep -ho '^Suite \*[a-z0-9_]*_suite(void)' $(TEST_SRC) | sed 's/^Suite \*\(.*\)(void)/SUITE(\1)/' | sort > $@.tmp
+	@mv $@.tmp $@
+$(BUILD)/tests/run_tests.o: $(SUITE_LIST)
+$(TEST_RUNNER): $(TEST_OBJ) $(MODEL_LIB_OBJ) $(LIBRARY)
 	$(CC) $(ALL_CFLAGS) $^ -o $@ $(shell pkg-config --libs check) $(LDLIBS)
 
 # ---- Intent targets ----------------------------------------------------------
@@ -115,12 +133,13 @@ deps-test:
 demo: deps-demo
 	@$(MAKE) --no-print-directory all
 	./$(BIN)/spiral train --out runs/spiral
+	@$(MAKE) --no-print-directory $(DEMOS)
 
 # Check forks each test (CK_FORK), so a crash fails one test, not the run.
 test: deps-test
 	@$(MAKE) --no-print-directory all
 	$(MAKE) --no-print-directory $(TEST_RUNNER)
-	cd tests && ../$(TEST_RUNNER)
+	cd tests && TINYZOO_BIN=../$(BIN) ../$(TEST_RUNNER)
 
 debug:
 	@$(MAKE) --no-print-directory BUILD=build-debug BIN=build-debug/bin OPT='-O0 -g3' NATIVE=0 all
@@ -131,12 +150,13 @@ asan: deps-test
 	@$(MAKE) --no-print-directory BUILD=build-asan BIN=build-asan/bin OPT='-O1 -g' \
 	    EXTRA_CFLAGS='-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' \
 	    all build-asan/tests/run_tests
-	cd tests && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    ../build-asan/tests/run_tests
+	cd tests && TINYZOO_BIN=../build-asan/bin ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ../build-asan/tests/run_tests
 
 bench: all
 	@mkdir -p runs/bench
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ./$(BIN)/bench_matmul --csv runs/bench/matmul.csv
+	@$(MAKE) --no-print-directory $(BENCHES)
 
 compile_commands.json:
 	$(MAKE) clean && bear -- $(MAKE) all

@@ -67,6 +67,8 @@ bool checkpoint_save(const char *path, const ParamSet *ps, const Optimizer *opt,
  * Optimizer moments are loaded when `opt` is not NULL (an error if absent).
  * `meta` (may be NULL) receives the metadata.  On any error nothing in ps
  * or opt has been changed. */
+/* `meta` is initialised here (pass an empty or uninitialised one), and is
+ * left empty on failure; metadata_free is always safe afterwards. */
 bool checkpoint_load(const char *path, ParamSet *ps, Optimizer *opt,
                      const char *expected_architecture, Metadata *meta, Error *err);
 

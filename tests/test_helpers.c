@@ -17,3 +17,8 @@ const char *test_temp_dir(const char *prefix) {
     }
     return path;
 }
+
+const char *test_bin_dir(void) {
+    const char *dir = getenv("TINYZOO_BIN");
+    return dir != NULL && dir[0] != '\0' ? dir : "../bin";
+}
