@@ -18,8 +18,8 @@ OPENMP  ?= 1
 WERROR  ?= 0
 
 # The packages the Quick start needs; installed on demand by .ci/ensure-packages.
-DEMO_PACKAGES = gnuplot-nox
-TEST_PACKAGES = check pkg-config
+DEMO_PACKAGES = gnuplot-nox zlib1g-dev
+TEST_PACKAGES = check pkg-config zlib1g-dev
 
 WARNINGS = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 ifeq ($(WERROR),1)
@@ -71,9 +71,10 @@ SUITE_LIST  = $(BUILD)/tests/suites.inc
 #   DEMOS += demo-transformer     demo-transformer: ; ./bin/transformer ...
 DEMOS   =
 BENCHES =
+PARITY  =
 -include $(wildcard */model.mk)
 
-.PHONY: all features demo test check debug asan bench clean deps-demo deps-test help $(DEMOS) $(BENCHES)
+.PHONY: all features demo test check debug asan bench clean deps-demo deps-test help $(DEMOS) $(BENCHES) $(PARITY)
 all: features $(PROGRAMS) $(if $(HAVE_CHECK),$(TEST_RUNNER))
 
 help:
@@ -140,6 +141,7 @@ test: deps-test
 	@$(MAKE) --no-print-directory all
 	$(MAKE) --no-print-directory $(TEST_RUNNER)
 	cd tests && TINYZOO_BIN=../$(BIN) ../$(TEST_RUNNER)
+	@$(MAKE) --no-print-directory $(PARITY)
 
 debug:
 	@$(MAKE) --no-print-directory BUILD=build-debug BIN=build-debug/bin OPT='-O0 -g3' NATIVE=0 all
