@@ -1,0 +1,596 @@
+/* autoencoder/main.c: the command line of bin/autoencoder.
+ *
+ *   bin/autoencoder train --model ae|dae|vae [options]   train, plot, save
+ *   bin/autoencoder eval|plot                             from a checkpoint
+ *   bin/autoencoder encode|reconstruct|denoise|sample|anomaly
+ *   bin/autoencoder bench --config mnist|small --threads N
+ *   bin/autoencoder parity --model ae|vae --out DIR       weights, batch,
+ *                                                         loss and gradients
+ *                                                         for the PyTorch check
+ *   bin/autoencoder <command> --help                      every option
+ *
+ * Legend: B batch, D = H*W pixels, Z code size, N images.
+ *
+ * The inference commands rebuild the model from the checkpoint's metadata,
+ * and take the data settings (glyph seed and count, --data, --holdout) from
+ * it too, unless given again on the command line: defaults, then the
+ * checkpoint, then the flags.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autoencoder.h"
+#include "data.h"
+#include "matmul.h"
+
+/* ==== Settings and options ====================================================== */
+
+static void settings_defaults(AutoencoderSettings *s) {
+    memset(s, 0, sizeof *s);
+    s->common = (CommonOptions){.task = "glyphs", .steps = 3000, .batch = 128, .lr = 1e-3f, .seed = 1,
+                                .threads = 1, .plot_term = PLOT_TERM_PNG};
+    s->kind = AUTOENCODER_AE;
+    s->layers = "784,256,32";
+    s->activation = ACTIVATION_RELU;
+    s->output = OUTPUT_SIGMOID_BCE;
+    s->noise = NOISE_GAUSSIAN;
+    s->noise_level = 0.3f;
+    s->beta = 1.0f;
+    s->data = (AutoencoderDataOptions){.glyph_size = 28, .glyph_count = 12000, .glyph_noise = 0.03f};
+    s->holdout = "none";
+    s->validation_fraction = 0.1f;
+    s->eval_every = 200;
+    s->eval_images = 1000;
+    s->percentile = 95.0f;
+    s->index = -1;
+    s->samples = 40;
+    s->bench_warmup = 20;
+    s->bench_steps = 100;
+    s->bench_repeats = 5;
+}
+
+enum { OPTION_COUNT = COMMON_OPTION_COUNT + 26 };
+
+static void options_table(AutoencoderSettings *s, Option *options) {
+    common_options_table(&s->common, options);
+    const Option mine[OPTION_COUNT - COMMON_OPTION_COUNT] = {
+        {"model", OPTION_CHOICE, &s->kind, "ae (undercomplete), dae (denoising) or vae (variational)",
+         AUTOENCODER_KIND_CHOICES, 0, 0},
+        {"layers", OPTION_STRING, &s->layers, "encoder sizes from the input to the code; the decoder mirrors them",
+         NULL, 0, 0},
+        {"activation", OPTION_CHOICE, &s->activation, "activation of the hidden layers", AUTOENCODER_ACTIVATION_CHOICES, 0, 0},
+        {"output", OPTION_CHOICE, &s->output, "sigmoid output with binary cross-entropy, or linear with squared error",
+         AUTOENCODER_OUTPUT_CHOICES, 0, 0},
+        {"tied", OPTION_FLAG, &s->tied, "decoder weights are the encoder's, transposed", NULL, 0, 0},
+        {"noise", OPTION_CHOICE, &s->noise, "dae corruption (and the noisy row of the plots)", AUTOENCODER_NOISE_CHOICES, 0, 0},
+        {"noise-level", OPTION_FLOAT, &s->noise_level, "Gaussian std, or the probability of masking a pixel", NULL, 0, 10},
+        {"beta", OPTION_FLOAT, &s->beta, "vae: weight of the KL term", NULL, 0, 1000},
+        {"beta-warmup", OPTION_LONG, &s->beta_warmup, "vae: steps over which beta rises from 0 (0: none)", NULL, 0, 1e9},
+        {"l1", OPTION_FLOAT, &s->l1, "weight of the L1 sparsity penalty on the code (0: none)", NULL, 0, 1000},
+        {"labels", OPTION_STRING, &s->labels, "IDX label file for --data IDX images", NULL, 0, 0},
+        {"glyph-size", OPTION_INT, &s->data.glyph_size, "side of the generated glyph images (16 or 28)", NULL, 8, 64},
+        {"glyph-count", OPTION_INT, &s->data.glyph_count, "number of generated glyph images", NULL, 20, 1000000},
+        {"glyph-noise", OPTION_FLOAT, &s->data.glyph_noise, "std of the pixel noise of the glyphs", NULL, 0, 1},
+        {"holdout", OPTION_STRING, &s->holdout, "classes kept out of training (anomalies): shapes, digits, none, or a list",
+         NULL, 0, 0},
+        {"validation", OPTION_FLOAT, &s->validation_fraction, "fraction of the images kept for validation", NULL, 0.001, 0.9},
+        {"eval-every", OPTION_LONG, &s->eval_every, "steps between validation passes", NULL, 1, 1e9},
+        {"eval-images", OPTION_INT, &s->eval_images, "validation images per pass", NULL, 1, 10000000},
+        {"no-pca", OPTION_FLAG, &s->no_pca, "skip the PCA baseline at the end of training", NULL, 0, 0},
+        {"percentile", OPTION_FLOAT, &s->percentile, "anomaly: threshold at this percentile of validation errors", NULL, 0, 100},
+        {"index", OPTION_INT, &s->index, "reconstruct/denoise/encode: dataset image (-1: --input, or all for encode)",
+         NULL, -1, 1e9},
+        {"samples", OPTION_INT, &s->samples, "sample: number of draws from the prior", NULL, 1, 10000},
+        {"write", OPTION_STRING, &s->write, "output file (encode) or file prefix (reconstruct, denoise, sample)", NULL, 0, 0},
+        {"config", OPTION_CHOICE, &s->bench_config, "bench: mnist (784-256-32) or small (64-32-2)", "mnist|small", 0, 0},
+        {"bench-steps", OPTION_INT, &s->bench_steps, "bench: timed steps per repetition", NULL, 1, 1000000},
+        {"repeats", OPTION_INT, &s->bench_repeats, "bench: repetitions (the best is reported)", NULL, 1, 1000},
+    };
+    memcpy(options + COMMON_OPTION_COUNT, mine, sizeof mine);
+}
+
+/* The model config from the parsed choices; exits 2 on a bad --layers. */
+static void settings_finish(AutoencoderSettings *s, const char *command) {
+    Error err;
+    if (!autoencoder_parse_layers(s->layers, &s->model, &err)) {
+        fprintf(stderr, "autoencoder %s: %s\n", command, err.message);
+        exit(EXIT_USAGE_ERROR);
+    }
+    s->model.kind = (AutoencoderKind)s->kind;
+    s->model.activation = (AutoencoderActivation)s->activation;
+    s->model.output = (AutoencoderOutput)s->output;
+    s->model.noise = (AutoencoderNoise)s->noise;
+    s->model.tied = s->tied;
+    s->model.noise_level = s->noise_level;
+    s->model.beta = s->beta;
+    s->model.beta_warmup = s->beta_warmup;
+    s->model.l1 = s->l1;
+    s->data.labels_path = s->labels;
+    s->data.data_path = s->common.data;
+    s->data.seed = s->common.seed;
+    if (strcmp(s->common.task, "glyphs") != 0) {
+        fprintf(stderr, "autoencoder %s: --task %s: the built-in task is 'glyphs' (use --data for files)\n", command,
+                s->common.task);
+        exit(EXIT_USAGE_ERROR);
+    }
+    if (s->common.out == NULL) {
+        static const char *const kinds[] = {"ae", "dae", "vae"};
+        snprintf(s->out_buffer, sizeof s->out_buffer, "runs/autoencoder-%s-%s", kinds[s->kind],
+                 s->common.data ? "data" : "glyphs");
+        s->common.out = s->out_buffer;
+    }
+}
+
+static const char USAGE[] =
+    "usage: autoencoder <command> [options]\n"
+    "Autoencoders (ae, dae, vae) on generated glyphs or MNIST-style IDX files.\n"
+    "commands:\n"
+    "  train        train --model ae|dae|vae; writes <out>/model.safetensors, metrics.csv, plots\n"
+    "  eval         validation losses of a checkpoint\n"
+    "  plot         redraw the plots of a checkpoint\n"
+    "  encode       print (or --write) the codes of --input PGM or of the data set\n"
+    "  reconstruct  --input PGM or --index N: write <prefix>.pgm and .png\n"
+    "  denoise      corrupt then reconstruct: <prefix>-noisy and <prefix>-denoised\n"
+    "  sample       vae: decode draws from the prior\n"
+    "  anomaly      score images by reconstruction error; ROC against --holdout classes\n"
+    "  bench        training speed: --config mnist|small --threads N\n"
+    "  parity       dump weights, a batch, loss and gradients for tests/parity/autoencoder_parity.py\n"
+    "options (every command; `autoencoder <command> --help` shows the defaults):";
+
+/* Parses the command's options; for commands that read a checkpoint, the
+ * checkpoint's data settings sit between the defaults and the flags. */
+static void parse_settings(AutoencoderSettings *s, int argc, char **argv, bool from_checkpoint, Option *options) {
+    settings_defaults(s);
+    options_table(s, options);
+    options_parse_or_exit(argc, argv, 2, options, OPTION_COUNT, USAGE);
+    if (!from_checkpoint) {
+        settings_finish(s, argv[1]);
+        return;
+    }
+    settings_finish(s, argv[1]);
+    char path[1200];
+    snprintf(path, sizeof path, "%s", autoencoder_checkpoint_path(s));
+    Metadata meta;
+    Error err;
+    if (!checkpoint_read_metadata(path, &meta, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
+    /* Fresh defaults, the checkpoint's data settings, then the flags again. */
+    char out[1024];
+    snprintf(out, sizeof out, "%s", s->common.out);
+    settings_defaults(s);
+    options_table(s, options);
+    static char data_path[1024], labels_path[1024], holdout[512];
+    const char *value;
+    if ((value = metadata_get(&meta, "data")) && value[0]) s->common.data = strcpy(data_path, value);
+    if ((value = metadata_get(&meta, "labels")) && value[0]) s->labels = strcpy(labels_path, value);
+    if ((value = metadata_get(&meta, "holdout"))) s->holdout = strcpy(holdout, value);
+    long number;
+    float real;
+    if (metadata_get_int(&meta, "glyph_size", &number, &err)) s->data.glyph_size = (int)number;
+    if (metadata_get_int(&meta, "glyph_count", &number, &err)) s->data.glyph_count = (int)number;
+    if (metadata_get_int(&meta, "seed", &number, &err)) s->common.seed = number;
+    if (metadata_get_float(&meta, "glyph_noise", &real, &err)) s->data.glyph_noise = real;
+    if (metadata_get_float(&meta, "validation_fraction", &real, &err)) s->validation_fraction = real;
+    if (metadata_get_float(&meta, "noise_level", &real, &err)) s->noise_level = real;
+    if ((value = metadata_get(&meta, "noise"))) s->noise = strcmp(value, "masking") == 0 ? NOISE_MASKING : NOISE_GAUSSIAN;
+    metadata_free(&meta);
+    options_parse_or_exit(argc, argv, 2, options, OPTION_COUNT, USAGE);
+    if (s->common.out == NULL) s->common.out = strcpy(s->out_buffer, out);
+    settings_finish(s, argv[1]);
+}
+
+/* ==== Commands on a checkpoint ====================================================== */
+
+typedef struct {
+    Autoencoder model;
+    AutoencoderData data;
+    Graph g;
+    int D, Z;
+} Loaded;
+
+/* Loads model and data; the data must fit the model's input. */
+static void load_all(AutoencoderSettings *s, Loaded *l, bool need_data) {
+    threads_set(s->common.threads);
+    Metadata meta;
+    autoencoder_load(autoencoder_checkpoint_path(s), &l->model, &meta);
+    metadata_free(&meta);
+    l->D = autoencoder_input_size(&l->model.config);
+    l->Z = autoencoder_code_size(&l->model.config);
+    graph_init(&l->g, 8 << 20, 256);
+    memset(&l->data, 0, sizeof l->data);
+    if (!need_data) return;
+    autoencoder_data_prepare(s, &l->data);
+    int D = l->data.data.height * l->data.data.width;
+    if (D != l->D) {
+        fprintf(stderr, "tinyzoo: the model takes %d pixels but the images have %d x %d = %d\n", l->D,
+                l->data.data.height, l->data.data.width, D);
+        exit(EXIT_RUNTIME_ERROR);
+    }
+}
+
+static void loaded_free(Loaded *l) {
+    autoencoder_data_free(&l->data);
+    graph_free(&l->g);
+    autoencoder_free(&l->model);
+}
+
+static int command_eval(AutoencoderSettings *s) {
+    Loaded l;
+    load_all(s, &l, true);
+    AutoencoderEval e = autoencoder_evaluate(&l.g, &l.model, &l.data.data, l.data.split.validation,
+                                             l.data.split.validation_count, s->common.batch, s->common.seed);
+    printf("eval: images=%d val_loss=%.4f val_recon=%.4f val_kl=%.4f val_squared_error=%.4f\n",
+           l.data.split.validation_count, e.loss, e.recon, e.kl, e.squared);
+    loaded_free(&l);
+    return 0;
+}
+
+static int command_plot(AutoencoderSettings *s) {
+    Loaded l;
+    load_all(s, &l, true);
+    PlotTarget target = {.dir = s->common.out, .term = (PlotTerm)s->common.plot_term};
+    Error err;
+    if (!make_directory(s->common.out, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
+    if (!autoencoder_plot_curves(&target, &err)) fprintf(stderr, "tinyzoo: no loss curves: %s\n", err.message);
+    const AutoencoderSplit *split = &l.data.split;
+    int columns = split->validation_count < 10 ? split->validation_count : 10;
+    if (columns > 0)
+        autoencoder_plot_reconstructions(&l.g, &l.model, &l.data.data, split->validation, columns,
+                                         (AutoencoderNoise)s->noise, s->noise_level, &target, s->common.seed);
+    int scatter = split->validation_count < 2000 ? split->validation_count : 2000;
+    if (scatter > 1) autoencoder_plot_latent(&l.g, &l.model, &l.data.data, split->validation, scatter, &target, s->common.seed);
+    if (l.model.config.kind == AUTOENCODER_VAE) {
+        autoencoder_plot_manifold(&l.g, &l.model, l.data.data.height, l.data.data.width, &target);
+        Rng rng;
+        rng_seed(&rng, (uint64_t)s->common.seed, 40);
+        autoencoder_plot_samples(&l.g, &l.model, l.data.data.height, l.data.data.width, 40, &target, &rng, NULL);
+    }
+    printf("plots written to %s\n", s->common.out);
+    loaded_free(&l);
+    return 0;
+}
+
+/* The image to work on: --input PGM, or dataset image --index.  (H, W)
+ * must match the model.  Returns a malloc'd (D) buffer. */
+static float *input_image(AutoencoderSettings *s, Loaded *l, int *height, int *width) {
+    Error err;
+    float *pixels;
+    if (s->common.input != NULL) {
+        if (!autoencoder_read_pgm(s->common.input, &pixels, height, width, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
+        if (*height * *width != l->D) {
+            fprintf(stderr, "tinyzoo: %s: %d x %d = %d pixels; the model takes %d\n", s->common.input, *height, *width,
+                    *height * *width, l->D);
+            free(pixels);
+            exit(EXIT_RUNTIME_ERROR);
+        }
+        return pixels;
+    }
+    if (s->index < 0) {
+        fprintf(stderr, "autoencoder %s: give --input FILE.pgm or --index N\n", "reconstruct");
+        exit(EXIT_USAGE_ERROR);
+    }
+    autoencoder_data_prepare(s, &l->data);
+    const AutoencoderDataset *d = &l->data.data;
+    if (s->index >= d->count || d->height * d->width != l->D) {
+        fprintf(stderr, "tinyzoo: --index %d: the data has %d images of %d pixels (the model takes %d)\n", s->index,
+                d->count, d->height * d->width, l->D);
+        exit(EXIT_RUNTIME_ERROR);
+    }
+    pixels = xmalloc(sizeof(float) * (size_t)l->D);
+    autoencoder_gather(d, &s->index, 1, pixels);
+    *height = d->height, *width = d->width;
+    return pixels;
+}
+
+/* Reconstruction of one image (D) through the code (the vae's mean). */
+static void reconstruct_one(Loaded *l, const float *image, float *out) {
+    graph_reset(&l->g);
+    l->g.no_grad = true;
+    Tensor *x = tensor_of(&l->g, false, 2, 1, l->D); /* (1, D) */
+    memcpy(x->data, image, sizeof(float) * (size_t)l->D);
+    Tensor *logits = autoencoder_decode(&l->g, &l->model, autoencoder_encode(&l->g, &l->model, x, NULL));
+    Tensor *y = l->model.config.output == OUTPUT_SIGMOID_BCE ? op_sigmoid(&l->g, logits) : logits;
+    memcpy(out, y->data, sizeof(float) * (size_t)l->D);
+}
+
+/* <prefix><suffix>.pgm and .png, 8x enlarged in the PNG. */
+static void write_image_pair(const char *prefix, const char *suffix, const float *pixels, int height, int width) {
+    char path[2048];
+    Error err;
+    snprintf(path, sizeof path, "%s%s.pgm", prefix, suffix);
+    if (!autoencoder_write_pgm(path, pixels, height, width, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
+    snprintf(path, sizeof path, "%s%s.png", prefix, suffix);
+    if (!autoencoder_write_png(path, pixels, height, width, 8, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
+    printf("wrote %s%s.pgm and .png\n", prefix, suffix);
+}
+
+static const char *output_prefix(AutoencoderSettings *s, const char *name) {
+    static char prefix[1200];
+    if (s->write != NULL) return s->write;
+    Error err;
+    if (!make_directory(s->common.out, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
+    snprintf(prefix, sizeof prefix, "%s/%s", s->common.out, name);
+    return prefix;
+}
+
+static double squared_error(const float *a, const float *b, int count) {
+    double total = 0;
+    for (int i = 0; i < count; i++) total += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    return total;
+}
+
+static int command_reconstruct(AutoencoderSettings *s, bool denoise) {
+    Loaded l;
+    load_all(s, &l, false);
+    int height, width;
+    float *image = input_image(s, &l, &height, &width);
+    float *noisy = xmalloc(sizeof(float) * (size_t)l.D), *out = xmalloc(sizeof(float) * (size_t)l.D);
+    const char *prefix = output_prefix(s, denoise ? "denoise" : "reconstruction");
+    if (denoise) {
+        Rng rng;
+        rng_seed(&rng, (uint64_t)s->common.seed, 70);
+        autoencoder_corrupt((AutoencoderNoise)s->noise, s->noise_level, image, noisy, l.D, &rng);
+        reconstruct_one(&l, noisy, out);
+        write_image_pair(prefix, "-noisy", noisy, height, width);
+        write_image_pair(prefix, "-denoised", out, height, width);
+        printf("squared error to the clean image: noisy %.4f, denoised %.4f\n", squared_error(noisy, image, l.D),
+               squared_error(out, image, l.D));
+    } else {
+        reconstruct_one(&l, image, out);
+        write_image_pair(prefix, "", out, height, width);
+        printf("squared error: %.4f\n", squared_error(out, image, l.D));
+    }
+    free(image), free(noisy), free(out);
+    loaded_free(&l);
+    return 0;
+}
+
+static int command_encode(AutoencoderSettings *s) {
+    Loaded l;
+    load_all(s, &l, false);
+    FILE *out = stdout;
+    char temporary[2100];
+    if (s->write != NULL) {
+        snprintf(temporary, sizeof temporary, "%s.tmp", s->write);
+        out = fopen(temporary, "w");
+        if (out == NULL) {
+            fprintf(stderr, "tinyzoo: %s: cannot write\n", temporary);
+            return EXIT_RUNTIME_ERROR;
+        }
+    }
+    fprintf(out, "index,label");
+    for (int k = 0; k < l.Z; k++) fprintf(out, ",z%d", k + 1);
+    fputc('\n', out);
+    int first = 0, count = 1;
+    float *images;
+    const int *labels = NULL;
+    if (s->common.input != NULL || s->index >= 0) {
+        int height, width;
+        images = input_image(s, &l, &height, &width);
+        first = s->index >= 0 ? s->index : 0;
+        if (s->index >= 0) labels = &l.data.data.labels[s->index];
+    } else {
+        autoencoder_data_prepare(s, &l.data);
+        if (l.data.data.height * l.data.data.width != l.D) {
+            fprintf(stderr, "tinyzoo: the model takes %d pixels, the data has %d\n", l.D,
+                    l.data.data.height * l.data.data.width);
+            return EXIT_RUNTIME_ERROR;
+        }
+        count = l.data.data.count;
+        images = xmalloc(sizeof(float) * (size_t)count * l.D);
+        memcpy(images, l.data.data.images, sizeof(float) * (size_t)count * l.D);
+        labels = l.data.data.labels;
+    }
+    for (int start = 0; start < count; start += s->common.batch) {
+        int B = count - start < s->common.batch ? count - start : s->common.batch;
+        graph_reset(&l.g);
+        l.g.no_grad = true;
+        Tensor *x = tensor_of(&l.g, false, 2, B, l.D); /* (B, D) */
+        memcpy(x->data, images + (size_t)start * l.D, sizeof(float) * (size_t)B * l.D);
+        Tensor *mu = autoencoder_encode(&l.g, &l.model, x, NULL); /* (B, Z) */
+        for (int b = 0; b < B; b++) {
+            fprintf(out, "%d,%d", first + start + b, labels ? labels[start + b] : -1);
+            for (int k = 0; k < l.Z; k++) fprintf(out, ",%.6g", (double)mu->data[(size_t)b * l.Z + k]);
+            fputc('\n', out);
+        }
+    }
+    if (out != stdout) {
+        bool ok = fclose(out) == 0 && rename(temporary, s->write) == 0;
+        if (!ok) {
+            fprintf(stderr, "tinyzoo: %s: cannot write\n", s->write);
+            return EXIT_RUNTIME_ERROR;
+        }
+        fprintf(stderr, "wrote %d codes to %s\n", count, s->write);
+    }
+    free(images);
+    loaded_free(&l);
+    return 0;
+}
+
+static int command_sample(AutoencoderSettings *s) {
+    Loaded l;
+    load_all(s, &l, false);
+    if (l.model.config.kind != AUTOENCODER_VAE) {
+        fprintf(stderr, "tinyzoo: sample needs a vae checkpoint; %s holds an %s\n", autoencoder_checkpoint_path(s),
+                l.model.config.kind == AUTOENCODER_AE ? "ae" : "dae");
+        return EXIT_RUNTIME_ERROR;
+    }
+    int side = 1;
+    while (side * side < l.D) side++;
+    int height = side * side == l.D ? side : 1, width = side * side == l.D ? side : l.D;
+    Rng rng;
+    rng_seed(&rng, (uint64_t)s->common.seed, 80);
+    float *pixels = xmalloc(sizeof(float) * (size_t)s->samples * l.D);
+    Error err;
+    if (!make_directory(s->common.out, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
+    PlotTarget target = {.dir = s->common.out, .term = (PlotTerm)s->common.plot_term};
+    autoencoder_plot_samples(&l.g, &l.model, height, width, s->samples, &target, &rng, pixels);
+    const char *prefix = output_prefix(s, "sample");
+    int shown = s->samples < 8 ? s->samples : 8;
+    for (int i = 0; i < shown; i++) {
+        char suffix[32];
+        snprintf(suffix, sizeof suffix, "-%d", i);
+        write_image_pair(prefix, suffix, pixels + (size_t)i * l.D, height, width);
+    }
+    printf("%d samples drawn; the grid is %s/samples.png\n", s->samples, s->common.out);
+    free(pixels);
+    loaded_free(&l);
+    return 0;
+}
+
+/* ==== Anomaly detection =============================================================== */
+
+static int compare_floats(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Linear interpolation between order statistics, as numpy's default. */
+static float percentile_of(const float *values, int count, float percent) {
+    float *sorted = xmalloc(sizeof(float) * (size_t)count);
+    memcpy(sorted, values, sizeof(float) * (size_t)count);
+    qsort(sorted, (size_t)count, sizeof(float), compare_floats);
+    double position = (double)percent / 100.0 * (count - 1);
+    int low = (int)floor(position);
+    int high = low + 1 < count ? low + 1 : low;
+    float result = (float)(sorted[low] + (position - low) * (sorted[high] - sorted[low]));
+    free(sorted);
+    return result;
+}
+
+/* Histogram of scores as a step curve (bin centres, fraction per bin). */
+static void histogram(const float *scores, int count, float low, float high, int bins, float *x, float *y) {
+    for (int b = 0; b < bins; b++) x[b] = low + (high - low) * ((float)b + 0.5f) / (float)bins, y[b] = 0;
+    for (int i = 0; i < count; i++) {
+        int b = (int)((scores[i] - low) / (high - low) * (float)bins);
+        b = b < 0 ? 0 : b >= bins ? bins - 1 : b;
+        y[b] += 1.0f / (float)count;
+    }
+}
+
+static int command_anomaly(AutoencoderSettings *s) {
+    Loaded l;
+    load_all(s, &l, true);
+    const AutoencoderSplit *split = &l.data.split;
+    if (split->holdout_count == 0 || split->validation_count < 4) {
+        fprintf(stderr, "tinyzoo: anomaly needs held-out classes and validation images: train with --holdout "
+                        "(e.g. --holdout shapes); here %d held out, %d validation\n", split->holdout_count,
+                split->validation_count);
+        loaded_free(&l);
+        return EXIT_RUNTIME_ERROR;
+    }
+    /* The threshold comes from one half of the validation images; the other
+     * half are the normal test images, so the false-positive rate is
+     * measured on images the threshold never saw. */
+    int calibration = split->validation_count / 2, normal = split->validation_count - calibration;
+    int anomalous = split->holdout_count;
+    float *calibration_scores = xmalloc(sizeof(float) * (size_t)calibration);
+    float *normal_scores = xmalloc(sizeof(float) * (size_t)normal);
+    float *anomalous_scores = xmalloc(sizeof(float) * (size_t)anomalous);
+    autoencoder_scores(&l.g, &l.model, &l.data.data, split->validation, calibration, s->common.batch, calibration_scores);
+    autoencoder_scores(&l.g, &l.model, &l.data.data, split->validation + calibration, normal, s->common.batch, normal_scores);
+    autoencoder_scores(&l.g, &l.model, &l.data.data, split->holdout, anomalous, s->common.batch, anomalous_scores);
+    float threshold = percentile_of(calibration_scores, calibration, s->percentile);
+
+    Error err;
+    if (!make_directory(s->common.out, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
+    char path[2048];
+    snprintf(path, sizeof path, "%s/anomaly.csv", s->common.out);
+    size_t capacity = (size_t)(normal + anomalous + 1) * 96, used = 0;
+    char *csv = xmalloc(capacity);
+    used += (size_t)snprintf(csv, capacity, "index,class,score,flagged,anomalous\n");
+    int normal_flagged = 0, anomalous_flagged = 0;
+    for (int set = 0; set < 2; set++) {
+        const int *indices = set == 0 ? split->validation + calibration : split->holdout;
+        const float *scores = set == 0 ? normal_scores : anomalous_scores;
+        for (int i = 0; i < (set == 0 ? normal : anomalous); i++) {
+            bool flagged = scores[i] > threshold;
+            if (set == 0) normal_flagged += flagged;
+            else anomalous_flagged += flagged;
+            int label = l.data.data.labels[indices[i]];
+            used += (size_t)snprintf(csv + used, capacity - used, "%d,%s,%.6g,%d,%d\n", indices[i],
+                                     label >= 0 ? l.data.data.class_names[label] : "?", (double)scores[i], flagged, set);
+        }
+    }
+    if (!file_write_atomic(path, csv, used, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
+    free(csv);
+
+    float *fpr = xmalloc(sizeof(float) * (size_t)(normal + anomalous + 1));
+    float *tpr = xmalloc(sizeof(float) * (size_t)(normal + anomalous + 1));
+    double auc = autoencoder_roc(normal_scores, normal, anomalous_scores, anomalous, fpr, tpr);
+    PlotTarget target = {.dir = s->common.out, .term = (PlotTerm)s->common.plot_term};
+    char title[160];
+    snprintf(title, sizeof title, "ROC of reconstruction error as anomaly score (AUC %.3f)", auc);
+    float diagonal[2] = {0, 1};
+    PlotSeries roc[2] = {{.name = "autoencoder", .x = fpr, .y = tpr, .count = normal + anomalous + 1},
+                         {.name = "chance", .x = diagonal, .y = diagonal, .count = 2}};
+    PlotAxes roc_axes = {.title = title, .x_label = "false positive rate (normal images flagged)",
+                         .y_label = "true positive rate (anomalies flagged)"};
+    if (!plot_lines(&target, "roc", &roc_axes, roc, 2, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
+
+    enum { BINS = 40 };
+    float high = percentile_of(anomalous_scores, anomalous, 99.0f);
+    float top_normal = percentile_of(normal_scores, normal, 99.0f);
+    if (top_normal > high) high = top_normal;
+    float hx[2][BINS], hy[2][BINS], tx[2] = {threshold, threshold}, ty[2] = {0, 0};
+    histogram(normal_scores, normal, 0, high, BINS, hx[0], hy[0]);
+    histogram(anomalous_scores, anomalous, 0, high, BINS, hx[1], hy[1]);
+    for (int b = 0; b < BINS; b++) ty[1] = fmaxf(ty[1], fmaxf(hy[0][b], hy[1][b]));
+    char threshold_name[96];
+    snprintf(threshold_name, sizeof threshold_name, "threshold (%.0fth percentile of validation)", (double)s->percentile);
+    PlotSeries hist[3] = {{.name = "normal (held-in classes)", .x = hx[0], .y = hy[0], .count = BINS},
+                          {.name = "anomalous (held-out classes)", .x = hx[1], .y = hy[1], .count = BINS},
+                          {.name = threshold_name, .x = tx, .y = ty, .count = 2}};
+    PlotAxes hist_axes = {.title = "Reconstruction error per image (last bin: everything above)",
+                          .x_label = "squared reconstruction error", .y_label = "fraction of images"};
+    if (!plot_lines(&target, "anomaly_histogram", &hist_axes, hist, 3, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
+
+    printf("anomaly: threshold=%.4f auc=%.4f normal_flagged=%.4f anomalous_flagged=%.4f normal=%d anomalous=%d\n",
+           (double)threshold, auc, (double)normal_flagged / normal, (double)anomalous_flagged / anomalous, normal, anomalous);
+    free(calibration_scores), free(normal_scores), free(anomalous_scores), free(fpr), free(tpr);
+    loaded_free(&l);
+    return 0;
+}
+
+/* ==== Main ================================================================================ */
+
+int main(int argc, char **argv) {
+    AutoencoderSettings s;
+    Option options[OPTION_COUNT];
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        settings_defaults(&s);
+        options_table(&s, options);
+        options_print_help(argc < 2 ? stderr : stdout, USAGE, options, OPTION_COUNT);
+        return argc < 2 ? EXIT_USAGE_ERROR : 0;
+    }
+    const char *command = argv[1];
+    static const char *const CHECKPOINT_COMMANDS[] = {"eval", "plot", "encode", "reconstruct", "denoise", "sample", "anomaly"};
+    bool from_checkpoint = false;
+    for (size_t i = 0; i < sizeof CHECKPOINT_COMMANDS / sizeof *CHECKPOINT_COMMANDS; i++)
+        from_checkpoint |= strcmp(command, CHECKPOINT_COMMANDS[i]) == 0;
+    bool known = from_checkpoint || strcmp(command, "train") == 0 || strcmp(command, "bench") == 0 ||
+                 strcmp(command, "parity") == 0;
+    if (!known) {
+        fprintf(stderr, "autoencoder: unknown command '%s' (see --help)\n", command);
+        return EXIT_USAGE_ERROR;
+    }
+    parse_settings(&s, argc, argv, from_checkpoint, options);
+    if (strcmp(command, "train") == 0) {
+        Error err;
+        char path[1200];
+        if (!make_directory(s.common.out, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
+        snprintf(path, sizeof path, "%s/config.txt", s.common.out);
+        if (!options_write_config(path, options, OPTION_COUNT, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
+        return autoencoder_train(&s);
+    }
+    if (strcmp(command, "bench") == 0) return autoencoder_bench(&s);
+    if (strcmp(command, "parity") == 0) return autoencoder_parity(&s);
+    if (strcmp(command, "eval") == 0) return command_eval(&s);
+    if (strcmp(command, "plot") == 0) return command_plot(&s);
+    if (strcmp(command, "encode") == 0) return command_encode(&s);
+    if (strcmp(command, "reconstruct") == 0) return command_reconstruct(&s, false);
+    if (strcmp(command, "denoise") == 0) return command_reconstruct(&s, true);
+    if (strcmp(command, "sample") == 0) return command_sample(&s);
+    return command_anomaly(&s);
+}

@@ -1,0 +1,17 @@
+build-asan/autoencoder/data.o: autoencoder/data.c \
+ autoencoder/autoencoder.h common/checkpoint.h common/nn.h common/rng.h \
+ common/tensor.h common/util.h common/cli.h common/nn.h common/plot.h \
+ common/rng.h common/tensor.h common/util.h common/data.h
+autoencoder/autoencoder.h:
+common/checkpoint.h:
+common/nn.h:
+common/rng.h:
+common/tensor.h:
+common/util.h:
+common/cli.h:
+common/nn.h:
+common/plot.h:
+common/rng.h:
+common/tensor.h:
+common/util.h:
+common/data.h:

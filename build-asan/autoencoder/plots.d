@@ -1,0 +1,18 @@
+build-asan/autoencoder/plots.o: autoencoder/plots.c \
+ autoencoder/autoencoder.h common/checkpoint.h common/nn.h common/rng.h \
+ common/tensor.h common/util.h common/cli.h common/nn.h common/plot.h \
+ common/rng.h common/tensor.h common/util.h common/data.h common/pca.h
+autoencoder/autoencoder.h:
+common/checkpoint.h:
+common/nn.h:
+common/rng.h:
+common/tensor.h:
+common/util.h:
+common/cli.h:
+common/nn.h:
+common/plot.h:
+common/rng.h:
+common/tensor.h:
+common/util.h:
+common/data.h:
+common/pca.h:

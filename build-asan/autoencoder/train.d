@@ -1,0 +1,20 @@
+build-asan/autoencoder/train.o: autoencoder/train.c \
+ autoencoder/autoencoder.h common/checkpoint.h common/nn.h common/rng.h \
+ common/tensor.h common/util.h common/cli.h common/nn.h common/plot.h \
+ common/rng.h common/tensor.h common/util.h common/data.h common/matmul.h \
+ common/pca.h
+autoencoder/autoencoder.h:
+common/checkpoint.h:
+common/nn.h:
+common/rng.h:
+common/tensor.h:
+common/util.h:
+common/cli.h:
+common/nn.h:
+common/plot.h:
+common/rng.h:
+common/tensor.h:
+common/util.h:
+common/data.h:
+common/matmul.h:
+common/pca.h:

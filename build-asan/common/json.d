@@ -1,0 +1,3 @@
+build-asan/common/json.o: common/json.c common/json.h common/util.h
+common/json.h:
+common/util.h:

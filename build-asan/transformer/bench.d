@@ -1,0 +1,17 @@
+build-asan/transformer/bench.o: transformer/bench.c common/matmul.h \
+ transformer/transformer.h common/checkpoint.h common/nn.h common/rng.h \
+ common/tensor.h common/util.h common/cli.h common/data.h common/nn.h \
+ common/rng.h common/tensor.h common/util.h
+common/matmul.h:
+transformer/transformer.h:
+common/checkpoint.h:
+common/nn.h:
+common/rng.h:
+common/tensor.h:
+common/util.h:
+common/cli.h:
+common/data.h:
+common/nn.h:
+common/rng.h:
+common/tensor.h:
+common/util.h:

@@ -1,0 +1,18 @@
+build-asan/transformer/train.o: transformer/train.c common/cli.h \
+ common/util.h common/matmul.h common/plot.h transformer/transformer.h \
+ common/checkpoint.h common/nn.h common/rng.h common/tensor.h \
+ common/data.h common/nn.h common/rng.h common/tensor.h common/util.h
+common/cli.h:
+common/util.h:
+common/matmul.h:
+common/plot.h:
+transformer/transformer.h:
+common/checkpoint.h:
+common/nn.h:
+common/rng.h:
+common/tensor.h:
+common/data.h:
+common/nn.h:
+common/rng.h:
+common/tensor.h:
+common/util.h:

@@ -1,0 +1,417 @@
+/* seq2seq/cells.c: the recurrent cells and the additive attention score as
+ * fused autograd ops, each forward followed by its backward.
+ *
+ * Legend: B batch, S source steps, H hidden size, A attention size,
+ * P parts of a recurrent state (1 for a GRU, 2 for an LSTM).
+ *
+ * Why fused ops.  common/nn.c's gru_cell_forward builds a GRU step from
+ * about fifteen small ops (slices, adds, sigmoids, products), and each one
+ * reads and writes a (B, H) tensor and adds a tape entry.  With B = 64 and
+ * H = 128 the matmuls of a step are small, so that traffic and bookkeeping
+ * cost as much as the arithmetic.  Here the two matmuls stay ordinary
+ * op_matmul calls (the input one done for all time steps at once, see
+ * model.c), and everything after them is one loop over (B, H) elements with
+ * one tape entry.  tests/test_seq2seq.c checks each op against the op-by-op
+ * version of common/nn.c and against finite differences.
+ *
+ * Padding.  A row b with active[b] == 0 is a padded position of a shorter
+ * sequence: its state passes through unchanged, h' = h (and c' = c), so the
+ * final state of every sequence is the one after its last real token, as
+ * with torch.nn.utils.rnn.pack_padded_sequence.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "seq2seq.h"
+
+/* ---- exp, sigmoid, tanh that the compiler can vectorize ----------------------
+ * glibc's expf and tanhf are calls the compiler cannot turn into vector code,
+ * and in a profile of a GRU step they cost more than the matmuls.  This exp
+ * is branch-free, so the loops below vectorize:
+ *   e^x = 2^k e^r,  k = round(x / ln 2),  r = x - k ln 2 in [-ln2/2, ln2/2],
+ * with ln 2 split in two parts (Cody and Waite) so that r is exact, e^r from
+ * a degree-7 polynomial (Cephes' expf coefficients, relative error about
+ * 1e-7), and 2^k written straight into the exponent bits.
+ * Adding 1.5 * 2^23 rounds x / ln 2 to an integer and leaves that integer in
+ * the low mantissa bits, which avoids a float-to-int conversion.  NaN stays
+ * NaN.  tests/test_seq2seq.c compares both functions with libm. */
+typedef union {
+    float f;
+    uint32_t u;
+} FloatBits; /* reading the other member reinterprets the bits (C11 6.5.2.3) */
+
+static inline float exp_approx(float x) {
+    x = x < -87.0f ? -87.0f : x; /* e^-87 is near the smallest normal float */
+    x = x > 88.0f ? 88.0f : x;   /* e^88 is near the largest float          */
+    const float shifter = 12582912.0f; /* 1.5 * 2^23 */
+    FloatBits shifted = {.f = x * 1.44269504088896341f + shifter};
+    float k = shifted.f - shifter;
+    float r = x - k * 0.693359375f; /* ln 2 = 0.693359375 - 2.12194440e-4 */
+    r = r + k * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    FloatBits scale = {.u = (shifted.u - 0x4B400000u + 127u) << 23}; /* 2^k */
+    return p * scale.f;
+}
+
+static inline float sigmoid(float x) {
+    return 1.0f / (1.0f + exp_approx(-x));
+}
+
+/* tanh x = 2 sigmoid(2x) - 1: absolute error about 1e-7 (near 0 the
+ * subtraction loses the relative accuracy, not the absolute one). */
+static inline float tanh_approx(float x) {
+    return 2.0f / (1.0f + exp_approx(-2.0f * x)) - 1.0f;
+}
+
+/* Exposed for the tests. */
+float seq2seq_exp(float x) { return exp_approx(x); }
+float seq2seq_tanh(float x) { return tanh_approx(x); }
+
+/* The op's result: the caller's view when given (checked), else a new tensor. */
+static Tensor *step_output(Graph *g, Tensor *out, const Tensor *state, bool grad,
+                           const char *name) {
+    if (out == NULL) {
+        out = tensor_new(g, state->ndim, state->shape, grad);
+        out->name = name;
+        return out;
+    }
+    tensor_check_shapes(out->numel == state->numel, name, out, state,
+                        "the output view must have the state's size");
+    if (grad && out->grad == NULL) fatal("%s: the output view has no gradient", name);
+    return out;
+}
+
+/* A copy of active (B) in the arena, kept for backward (NULL stays NULL). */
+static int *keep_active(Graph *g, const int *active, int B) {
+    if (active == NULL) return NULL;
+    int *kept = arena_alloc(&g->arena, (size_t)B * sizeof(int));
+    memcpy(kept, active, (size_t)B * sizeof(int));
+    return kept;
+}
+
+/* ======================================================================== */
+/* GRU step                                                                  */
+/* ======================================================================== */
+
+static void gru_step_backward(TapeEntry *entry);
+
+/* One row of the step.  A function of its own so that `restrict` (which gcc
+ * honours on parameters) tells the vectorizer that nothing overlaps. */
+static void gru_row_forward(int H, const float *restrict x_gates, const float *restrict h_gates,
+                            const float *restrict h, float *restrict h_new, float *restrict saved) {
+    for (int j = 0; j < H; j++) {
+        float r = sigmoid(x_gates[j] + h_gates[j]);
+        float z = sigmoid(x_gates[H + j] + h_gates[H + j]);
+        float n = tanh_approx(x_gates[2 * H + j] + r * h_gates[2 * H + j]);
+        h_new[j] = n + z * (h[j] - n);
+        saved[j] = r, saved[H + j] = z, saved[2 * H + j] = n;
+    }
+}
+
+/* torch.nn.GRU, gate order (r, z, n), with gx = W_ih x + b_ih, gh = W_hh h + b_hh:
+ *   r  = sigmoid(gx_r + gh_r)
+ *   z  = sigmoid(gx_z + gh_z)
+ *   n  = tanh(gx_n + r * gh_n)        (b_hn sits inside r * (...), as in torch)
+ *   h' = (1 - z) * n + z * h                                                   */
+Tensor *seq2seq_gru_step(Graph *g, Tensor *gx, Tensor *gh, Tensor *state, const int *active,
+                         Tensor *out) {
+    int B = state->shape[state->ndim - 2], H = state->shape[state->ndim - 1];
+    tensor_check_shapes(gx->numel == B * 3 * H, "gru_step", gx, state, "gx must be (B, 3H)");
+    tensor_check_shapes(gh->numel == B * 3 * H, "gru_step", gh, state, "gh must be (B, 3H)");
+    tensor_check_shapes(state->numel == B * H, "gru_step", state, NULL, "state must be (1, B, H)");
+    bool grad = graph_needs_grad(g, gx, gh, state);
+    out = step_output(g, out, state, grad, "gru_step");
+    /* (B, 3H) the gate values r, z, n, saved for backward */
+    float *rzn = arena_alloc(&g->arena, (size_t)B * 3 * H * sizeof(float));
+    for (int b = 0; b < B; b++) {
+        const float *h = state->data + (size_t)b * H;
+        float *h_new = out->data + (size_t)b * H;
+        if (active != NULL && !active[b]) {
+            memcpy(h_new, h, (size_t)H * sizeof(float));
+            continue;
+        }
+        gru_row_forward(H, gx->data + (size_t)b * 3 * H, gh->data + (size_t)b * 3 * H, h, h_new,
+                        rzn + (size_t)b * 3 * H);
+    }
+    if (grad) {
+        TapeEntry *entry = graph_record_custom(g, "gru_step", gru_step_backward, out, gx, gh, state);
+        entry->saved = rzn;
+        entry->indices = keep_active(g, active, B);
+        entry->int_args[0] = B, entry->int_args[1] = H;
+    }
+    graph_check_finite(g, "gru_step", out);
+    return out;
+}
+
+/* With dh' the gradient of h' (and a_r, a_z, a_n the pre-activations):
+ *   dn = dh' (1 - z)           dz = dh' (h - n)           dh += dh' z
+ *   da_n = dn (1 - n^2)   ->   dgx_n += da_n,  dgh_n += da_n r,  dr = da_n gh_n
+ *   da_r = dr r (1 - r)   ->   dgx_r += da_r,  dgh_r += da_r
+ *   da_z = dz z (1 - z)   ->   dgx_z += da_z,  dgh_z += da_z
+ * A padded row passes its gradient straight through: dh += dh'. */
+static void gru_row_backward(int H, const float *restrict dy, const float *restrict saved,
+                             const float *restrict h, const float *restrict h_gates,
+                             float *restrict dgx, float *restrict dgh, float *restrict dh) {
+    for (int j = 0; j < H; j++) {
+        float r = saved[j], z = saved[H + j], n = saved[2 * H + j];
+        float dn = dy[j] * (1.0f - z), dz = dy[j] * (h[j] - n);
+        float da_n = dn * (1.0f - n * n);
+        float da_r = da_n * h_gates[2 * H + j] * r * (1.0f - r);
+        float da_z = dz * z * (1.0f - z);
+        if (dh) dh[j] += dy[j] * z; /* the NULL tests are hoisted out of the loop */
+        if (dgx) dgx[j] += da_r, dgx[H + j] += da_z, dgx[2 * H + j] += da_n;
+        if (dgh) dgh[j] += da_r, dgh[H + j] += da_z, dgh[2 * H + j] += da_n * r;
+    }
+}
+
+static void gru_step_backward(TapeEntry *entry) {
+    Tensor *gx = entry->inputs[0], *gh = entry->inputs[1], *state = entry->inputs[2];
+    int B = entry->int_args[0], H = entry->int_args[1];
+    for (int b = 0; b < B; b++) {
+        const float *dy = entry->out->grad + (size_t)b * H;
+        float *dh = state->grad ? state->grad + (size_t)b * H : NULL;
+        if (entry->indices != NULL && !entry->indices[b]) {
+            if (dh) for (int j = 0; j < H; j++) dh[j] += dy[j];
+            continue;
+        }
+        gru_row_backward(H, dy, entry->saved + (size_t)b * 3 * H, state->data + (size_t)b * H,
+                         gh->data + (size_t)b * 3 * H, gx->grad ? gx->grad + (size_t)b * 3 * H : NULL,
+                         gh->grad ? gh->grad + (size_t)b * 3 * H : NULL, dh);
+    }
+}
+
+/* ======================================================================== */
+/* LSTM step                                                                 */
+/* ======================================================================== */
+
+static void lstm_step_backward(TapeEntry *entry);
+
+static void lstm_row_forward(int H, const float *restrict ax, const float *restrict ah,
+                             const float *restrict c, float *restrict h_new,
+                             float *restrict c_new, float *restrict saved) {
+    for (int j = 0; j < H; j++) {
+        float i = sigmoid(ax[j] + ah[j]);
+        float f = sigmoid(ax[H + j] + ah[H + j]);
+        float gc = tanh_approx(ax[2 * H + j] + ah[2 * H + j]);
+        float o = sigmoid(ax[3 * H + j] + ah[3 * H + j]);
+        c_new[j] = f * c[j] + i * gc;
+        float tc = tanh_approx(c_new[j]);
+        h_new[j] = o * tc;
+        saved[j] = i, saved[H + j] = f, saved[2 * H + j] = gc, saved[3 * H + j] = o;
+        saved[4 * H + j] = tc;
+    }
+}
+
+/* torch.nn.LSTM, gate order (i, f, g, o), with a = gx + gh:
+ *   i = sigmoid(a_i)   f = sigmoid(a_f)   g = tanh(a_g)   o = sigmoid(a_o)
+ *   c' = f * c + i * g
+ *   h' = o * tanh(c')
+ * state and result are (2, B, H): part 0 is h, part 1 is c. */
+Tensor *seq2seq_lstm_step(Graph *g, Tensor *gx, Tensor *gh, Tensor *state, const int *active,
+                          Tensor *out) {
+    int B = state->shape[state->ndim - 2], H = state->shape[state->ndim - 1];
+    tensor_check_shapes(state->numel == 2 * B * H, "lstm_step", state, NULL,
+                        "state must be (2, B, H): h then c");
+    tensor_check_shapes(gx->numel == B * 4 * H, "lstm_step", gx, state, "gx must be (B, 4H)");
+    tensor_check_shapes(gh->numel == B * 4 * H, "lstm_step", gh, state, "gh must be (B, 4H)");
+    bool grad = graph_needs_grad(g, gx, gh, state);
+    out = step_output(g, out, state, grad, "lstm_step");
+    /* (B, 5H) i, f, g, o and tanh(c'), saved for backward */
+    float *saved_all = arena_alloc(&g->arena, (size_t)B * 5 * H * sizeof(float));
+    size_t part = (size_t)B * H; /* offset of c in a state */
+    for (int b = 0; b < B; b++) {
+        const float *h = state->data + (size_t)b * H, *c = state->data + part + (size_t)b * H;
+        float *h_new = out->data + (size_t)b * H, *c_new = out->data + part + (size_t)b * H;
+        if (active != NULL && !active[b]) {
+            memcpy(h_new, h, (size_t)H * sizeof(float));
+            memcpy(c_new, c, (size_t)H * sizeof(float));
+            continue;
+        }
+        lstm_row_forward(H, gx->data + (size_t)b * 4 * H, gh->data + (size_t)b * 4 * H, c, h_new,
+                         c_new, saved_all + (size_t)b * 5 * H);
+    }
+    if (grad) {
+        TapeEntry *entry = graph_record_custom(g, "lstm_step", lstm_step_backward, out, gx, gh, state);
+        entry->saved = saved_all;
+        entry->indices = keep_active(g, active, B);
+        entry->int_args[0] = B, entry->int_args[1] = H;
+    }
+    graph_check_finite(g, "lstm_step", out);
+    return out;
+}
+
+/* With dh', dc' the gradients of the new state:
+ *   dc = dc' + dh' o (1 - tanh(c')^2)      (c' reaches the loss two ways)
+ *   do = dh' tanh(c')   di = dc g   dg = dc i   df = dc c   dc_prev += dc f
+ *   da_{i,f,o} = d{i,f,o} s (1 - s),  da_g = dg (1 - g^2);  dgx += da, dgh += da
+ * h reaches this op only through gh (computed outside), so dh_prev gets
+ * nothing here.  A padded row passes both gradients straight through. */
+static void lstm_row_backward(int H, const float *restrict dh_new, const float *restrict dc_new,
+                              const float *restrict saved, const float *restrict c,
+                              float *restrict dgx, float *restrict dgh, float *restrict dc_prev) {
+    for (int j = 0; j < H; j++) {
+        float i = saved[j], f = saved[H + j], gc = saved[2 * H + j], o = saved[3 * H + j];
+        float tc = saved[4 * H + j];
+        float dc = dc_new[j] + dh_new[j] * o * (1.0f - tc * tc);
+        float da_i = dc * gc * i * (1.0f - i);
+        float da_f = dc * c[j] * f * (1.0f - f);
+        float da_g = dc * i * (1.0f - gc * gc);
+        float da_o = dh_new[j] * tc * o * (1.0f - o);
+        if (dc_prev) dc_prev[j] += dc * f;
+        if (dgx) dgx[j] += da_i, dgx[H + j] += da_f, dgx[2 * H + j] += da_g, dgx[3 * H + j] += da_o;
+        if (dgh) dgh[j] += da_i, dgh[H + j] += da_f, dgh[2 * H + j] += da_g, dgh[3 * H + j] += da_o;
+    }
+}
+
+static void lstm_step_backward(TapeEntry *entry) {
+    Tensor *gx = entry->inputs[0], *gh = entry->inputs[1], *state = entry->inputs[2];
+    int B = entry->int_args[0], H = entry->int_args[1];
+    size_t part = (size_t)B * H;
+    for (int b = 0; b < B; b++) {
+        const float *dh_new = entry->out->grad + (size_t)b * H;
+        const float *dc_new = entry->out->grad + part + (size_t)b * H;
+        if (entry->indices != NULL && !entry->indices[b]) {
+            if (state->grad)
+                for (int j = 0; j < H; j++) {
+                    state->grad[(size_t)b * H + j] += dh_new[j];
+                    state->grad[part + (size_t)b * H + j] += dc_new[j];
+                }
+            continue;
+        }
+        lstm_row_backward(H, dh_new, dc_new, entry->saved + (size_t)b * 5 * H,
+                          state->data + part + (size_t)b * H,
+                          gx->grad ? gx->grad + (size_t)b * 4 * H : NULL,
+                          gh->grad ? gh->grad + (size_t)b * 4 * H : NULL,
+                          state->grad ? state->grad + part + (size_t)b * H : NULL);
+    }
+}
+
+/* ======================================================================== */
+/* Bahdanau's additive attention score                                       */
+/* ======================================================================== */
+
+static void additive_scores_backward(TapeEntry *entry);
+
+/* scores[b, j] = sum_a v[a] tanh(keys[b, j, a] + query[b, a]).
+ * One op instead of broadcast-add, tanh, matmul: the (B, S, A) sum is never
+ * stored apart from its tanh, which backward needs. */
+Tensor *seq2seq_additive_scores(Graph *g, Tensor *keys, Tensor *query, Tensor *v) {
+    tensor_check_shapes(keys->ndim == 3, "additive_scores", keys, NULL, "keys must be (B, S, A)");
+    int B = keys->shape[0], S = keys->shape[1], A = keys->shape[2];
+    tensor_check_shapes(query->numel == B * A, "additive_scores", query, keys, "query must be (B, A)");
+    tensor_check_shapes(v->numel == A, "additive_scores", v, keys, "v must be (A)");
+    bool grad = graph_needs_grad(g, keys, query, v);
+    Tensor *out = tensor_of(g, grad, 2, B, S); /* (B, S) */
+    out->name = "additive_scores";
+    /* (B, S, A) tanh(keys + query), saved for backward */
+    float *activations = arena_alloc(&g->arena, (size_t)keys->numel * sizeof(float));
+    for (int b = 0; b < B; b++) {
+        const float *q = query->data + (size_t)b * A;
+        for (int j = 0; j < S; j++) {
+            const float *k = keys->data + ((size_t)b * S + j) * A;
+            float *t = activations + ((size_t)b * S + j) * A;
+            float score = 0;
+            for (int a = 0; a < A; a++) {
+                t[a] = tanh_approx(k[a] + q[a]);
+                score += v->data[a] * t[a];
+            }
+            out->data[b * S + j] = score;
+        }
+    }
+    if (grad) {
+        TapeEntry *entry =
+            graph_record_custom(g, "additive_scores", additive_scores_backward, out, keys, query, v);
+        entry->saved = activations;
+    }
+    graph_check_finite(g, "additive_scores", out);
+    return out;
+}
+
+/* With t = tanh(keys + query) and ds the gradient of a score:
+ *   dv += ds t      d(keys + query) = ds v (1 - t^2)  -> dkeys += it, dquery += it (summed over j) */
+static void additive_scores_backward(TapeEntry *entry) {
+    Tensor *keys = entry->inputs[0], *query = entry->inputs[1], *v = entry->inputs[2];
+    int B = keys->shape[0], S = keys->shape[1], A = keys->shape[2];
+    for (int b = 0; b < B; b++) {
+        float *dq = query->grad ? query->grad + (size_t)b * A : NULL;
+        for (int j = 0; j < S; j++) {
+            float ds = entry->out->grad[b * S + j];
+            if (ds == 0.0f) continue; /* masked positions */
+            const float *t = entry->saved + ((size_t)b * S + j) * A;
+            float *dk = keys->grad ? keys->grad + ((size_t)b * S + j) * A : NULL;
+            for (int a = 0; a < A; a++) {
+                float d_sum = ds * v->data[a] * (1.0f - t[a] * t[a]);
+                if (v->grad) v->grad[a] += ds * t[a];
+                if (dk) dk[a] += d_sum;
+                if (dq) dq[a] += d_sum;
+            }
+        }
+    }
+}
+
+/* ======================================================================== */
+/* Moving states around                                                      */
+/* ======================================================================== */
+
+static void hidden_states_backward(TapeEntry *entry);
+
+/* states (S, P, B, H) -> h (S, B, H), or (B, S, H) when batch_major:
+ *   out[s, b] (or out[b, s]) = states[s, 0, b]. */
+Tensor *seq2seq_hidden_states(Graph *g, Tensor *states, bool batch_major) {
+    tensor_check_shapes(states->ndim == 4, "hidden_states", states, NULL,
+                        "states must be (S, P, B, H)");
+    int S = states->shape[0], P = states->shape[1], B = states->shape[2], H = states->shape[3];
+    bool grad = graph_needs_grad(g, states, NULL, NULL);
+    Tensor *out = batch_major ? tensor_of(g, grad, 3, B, S, H) : tensor_of(g, grad, 3, S, B, H);
+    out->name = "hidden_states";
+    for (int s = 0; s < S; s++)
+        for (int b = 0; b < B; b++) {
+            size_t to = batch_major ? ((size_t)b * S + s) * H : ((size_t)s * B + b) * H;
+            memcpy(out->data + to, states->data + ((size_t)s * P * B + b) * H, (size_t)H * sizeof(float));
+        }
+    if (grad) {
+        TapeEntry *entry = graph_record_custom(g, "hidden_states", hidden_states_backward, out,
+                                               states, NULL, NULL);
+        entry->int_args[0] = batch_major;
+    }
+    return out;
+}
+
+/* A copy: each input element receives the gradient of its copy. */
+static void hidden_states_backward(TapeEntry *entry) {
+    Tensor *states = entry->inputs[0];
+    int S = states->shape[0], P = states->shape[1], B = states->shape[2], H = states->shape[3];
+    bool batch_major = entry->int_args[0];
+    for (int s = 0; s < S; s++)
+        for (int b = 0; b < B; b++) {
+            size_t from = batch_major ? ((size_t)b * S + s) * H : ((size_t)s * B + b) * H;
+            float *dst = states->grad + ((size_t)s * P * B + b) * H;
+            for (int j = 0; j < H; j++) dst[j] += entry->out->grad[from + j];
+        }
+}
+
+static void copy_into_backward(TapeEntry *entry);
+
+Tensor *seq2seq_copy_into(Graph *g, Tensor *src, Tensor *dst) {
+    tensor_check_shapes(src->numel == dst->numel, "copy_into", src, dst,
+                        "source and destination need the same number of elements");
+    memcpy(dst->data, src->data, (size_t)src->numel * sizeof(float));
+    if (graph_needs_grad(g, src, NULL, NULL)) {
+        if (dst->grad == NULL) fatal("copy_into: the destination has no gradient");
+        graph_record_custom(g, "copy_into", copy_into_backward, dst, src, NULL, NULL);
+    }
+    return dst;
+}
+
+/* dst = src:  dsrc += ddst */
+static void copy_into_backward(TapeEntry *entry) {
+    Tensor *src = entry->inputs[0];
+    for (int i = 0; i < src->numel; i++) src->grad[i] += entry->out->grad[i];
+}

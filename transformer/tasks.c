@@ -1,0 +1,531 @@
+/* transformer/tasks.c: the data the transformer learns from, all generated
+ * or read from a local file, and the batches cut from it.
+ *
+ * Legend: N examples, W width (tokens of the longest example), S tokens in a
+ * stream, B batch, T time, V vocabulary.
+ *
+ * Three kinds of data:
+ *   - examples (copy, reverse, sort, add): "prompt SEP answer END", one per
+ *     row, e.g. "cab>abc." or "123+45=168.".  The model reads the whole row
+ *     but is scored only on the answer.
+ *   - streams (toy, text, words): one long sequence of tokens; a batch is B
+ *     windows of T+1 tokens at random offsets, and the model predicts every
+ *     next token (GPT) or the masked ones (BERT).  The last tenth of the
+ *     stream is kept for validation.
+ *   - classification (sentiment, encoder only): a sentence and its label.
+ * Everything random comes from the Rng the caller passes, so a seed gives
+ * the same data and the same batches on every machine.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "transformer.h"
+
+static const char *const TASK_NAMES[TRANSFORMER_TASK_COUNT] = {
+    "copy", "reverse", "sort", "add", "toy", "text", "words", "sentiment"};
+
+bool transformer_task_parse(const char *name, TransformerTask *task) {
+    for (int i = 0; i < TRANSFORMER_TASK_COUNT; i++)
+        if (strcmp(name, TASK_NAMES[i]) == 0) {
+            *task = (TransformerTask)i;
+            return true;
+        }
+    return false;
+}
+
+const char *transformer_task_name(TransformerTask task) { return TASK_NAMES[task]; }
+
+/* Special tokens.  "<mask>" is one token even in a character vocabulary. */
+static const char PAD[] = "_", MASK[] = "<mask>";
+/* The symbols of copy/reverse/sort: ten letters, so sorting has repeats. */
+static const char SYMBOLS[] = "abcdefghij";
+
+/* ==== Examples: copy, reverse, sort, add ======================================= */
+
+static int compare_chars(const void *a, const void *b) {
+    return *(const char *)a - *(const char *)b;
+}
+
+/* One example as text into `text` (room for 4 * max_length + 8).  Returns
+ * the offset of the first answer character. */
+static int example_text(TransformerTask task, int max_length, Rng *rng, char *text) {
+    if (task == TRANSFORMER_TASK_ADD) {
+        long operands[2];
+        for (int k = 0; k < 2; k++) {
+            int digits = 1 + (int)rng_below(rng, (uint32_t)max_length);
+            long low = 1, high = 10;
+            for (int d = 1; d < digits; d++) low *= 10, high *= 10;
+            if (digits == 1) low = 0;
+            operands[k] = low + (long)rng_below(rng, (uint32_t)(high - low));
+        }
+        int prompt = sprintf(text, "%ld+%ld=", operands[0], operands[1]);
+        sprintf(text + prompt, "%ld.", operands[0] + operands[1]);
+        return prompt;
+    }
+    int n = 1 + (int)rng_below(rng, (uint32_t)max_length);
+    char *answer = text + n + 1;
+    for (int i = 0; i < n; i++) text[i] = SYMBOLS[rng_below(rng, sizeof SYMBOLS - 1)];
+    text[n] = '>';
+    for (int i = 0; i < n; i++)
+        answer[i] = task == TRANSFORMER_TASK_REVERSE ? text[n - 1 - i] : text[i];
+    if (task == TRANSFORMER_TASK_SORT) qsort(answer, (size_t)n, 1, compare_chars);
+    answer[n] = '.';
+    answer[n + 1] = '\0';
+    return n + 1;
+}
+
+/* The fixed vocabulary of a task: pad first, then its symbols. */
+static void example_vocab(TransformerTask task, Vocab *vocab) {
+    vocab_add(vocab, PAD);
+    const char *symbols = task == TRANSFORMER_TASK_ADD ? "0123456789+=." : "abcdefghij>.";
+    for (const char *s = symbols; *s; s++) vocab_add(vocab, (char[]){*s, '\0'});
+}
+
+static bool load_examples(TransformerData *d, const TransformerDataOptions *o, Rng *rng,
+                          Error *err) {
+    if (o->max_length < 1 || o->max_length > (o->task == TRANSFORMER_TASK_ADD ? 9 : 64))
+        return error_set(err, "--task-length %d outside [1, %d] for task %s", o->max_length,
+                         o->task == TRANSFORMER_TASK_ADD ? 9 : 64, TASK_NAMES[o->task]);
+    d->kind = TRANSFORMER_EXAMPLES;
+    example_vocab(o->task, &d->vocab);
+    d->pad_id = vocab_find(&d->vocab, PAD);
+    d->end_id = vocab_find(&d->vocab, ".");
+    /* longest: copy 2L+2 characters; add L + 1 + L + 1 + (L+1) + 1 */
+    d->width = o->task == TRANSFORMER_TASK_ADD ? 3 * o->max_length + 4 : 2 * o->max_length + 2;
+    d->count = o->examples;
+    d->tokens = xmalloc((size_t)d->count * d->width * sizeof(int));
+    d->lengths = xmalloc((size_t)d->count * sizeof(int));
+    d->answer_start = xmalloc((size_t)d->count * sizeof(int));
+    char text[4 * 64 + 8];
+    for (int n = 0; n < d->count; n++) {
+        d->answer_start[n] = example_text(o->task, o->max_length, rng, text);
+        int *row = d->tokens + (size_t)n * d->width;
+        int length = vocab_encode_chars(&d->vocab, text, strlen(text), row, d->width, err);
+        if (length < 0) fatal("task %s made an example outside its vocabulary: %s", TASK_NAMES[o->task], text);
+        d->lengths[n] = length;
+        for (int t = length; t < d->width; t++) row[t] = d->pad_id;
+    }
+    return true;
+}
+
+/* ==== The toy farm language ========================================================== */
+
+/* Words of one category are interchangeable in the grammar below, so they
+ * occur in the same contexts; that is all an embedding can learn from, and
+ * it is enough for words of one category to end up near each other. */
+typedef struct {
+    const char *category;
+    const char *words[10];
+} WordClass;
+
+enum { ANIMAL, FOOD, PERSON, PLACE, ADJECTIVE, REST_VERB, EAT_VERB, CARE_VERB, GROW_VERB,
+       FUNCTION, CLASS_COUNT };
+static const WordClass TOY_WORDS[CLASS_COUNT] = {
+    [ANIMAL] = {"animal", {"cow", "pig", "sheep", "goat", "horse", "duck", "hen", "dog"}},
+    [FOOD] = {"plant", {"grass", "hay", "corn", "wheat", "oats", "clover", "apples", "carrots"}},
+    [PERSON] = {"person", {"farmer", "girl", "boy", "vet"}},
+    [PLACE] = {"place", {"barn", "field", "meadow", "pond", "yard", "stable"}},
+    [ADJECTIVE] = {"adjective", {"big", "small", "brown", "white", "old", "young"}},
+    [REST_VERB] = {"action (animal)", {"sleeps", "runs", "rests", "walks"}},
+    [EAT_VERB] = {"action (eat)", {"eats", "chews", "likes"}},
+    [CARE_VERB] = {"action (care)", {"feeds", "washes", "brushes", "calls"}},
+    [GROW_VERB] = {"action (grow)", {"plants", "grows", "picks", "waters"}},
+    [FUNCTION] = {"function word", {"the", "in", "to", "."}},
+};
+
+static const char *pick(int word_class, Rng *rng) {
+    int n = 0;
+    while (n < 10 && TOY_WORDS[word_class].words[n]) n++;
+    return TOY_WORDS[word_class].words[rng_below(rng, (uint32_t)n)];
+}
+
+/* One sentence, from one of five templates, as words into out. */
+static int toy_sentence(Rng *rng, const char **out) {
+    int n = 0;
+    out[n++] = "the";
+    switch (rng_below(rng, 5)) {
+    case 0: /* the [adj] ANIMAL EATS the FOOD . */
+        if (rng_below(rng, 2)) out[n++] = pick(ADJECTIVE, rng);
+        out[n++] = pick(ANIMAL, rng), out[n++] = pick(EAT_VERB, rng);
+        out[n++] = "the", out[n++] = pick(FOOD, rng);
+        break;
+    case 1: /* the PERSON CARES-FOR the [adj] ANIMAL . */
+        out[n++] = pick(PERSON, rng), out[n++] = pick(CARE_VERB, rng), out[n++] = "the";
+        if (rng_below(rng, 2)) out[n++] = pick(ADJECTIVE, rng);
+        out[n++] = pick(ANIMAL, rng);
+        break;
+    case 2: /* the [adj] ANIMAL RESTS in the PLACE . */
+        if (rng_below(rng, 2)) out[n++] = pick(ADJECTIVE, rng);
+        out[n++] = pick(ANIMAL, rng), out[n++] = pick(REST_VERB, rng);
+        out[n++] = "in", out[n++] = "the", out[n++] = pick(PLACE, rng);
+        break;
+    case 3: /* the PERSON GROWS FOOD in the PLACE . */
+        out[n++] = pick(PERSON, rng), out[n++] = pick(GROW_VERB, rng), out[n++] = pick(FOOD, rng);
+        out[n++] = "in", out[n++] = "the", out[n++] = pick(PLACE, rng);
+        break;
+    default: /* the PERSON walks to the PLACE . */
+        out[n++] = pick(PERSON, rng), out[n++] = "walks", out[n++] = "to", out[n++] = "the";
+        out[n++] = pick(PLACE, rng);
+        break;
+    }
+    out[n++] = ".";
+    return n;
+}
+
+const char *transformer_toy_category(const char *word) {
+    if (strcmp(word, "walks") == 0) return TOY_WORDS[REST_VERB].category;
+    for (int c = 0; c < CLASS_COUNT; c++)
+        for (int i = 0; i < 10 && TOY_WORDS[c].words[i]; i++)
+            if (strcmp(TOY_WORDS[c].words[i], word) == 0) return TOY_WORDS[c].category;
+    return NULL;
+}
+
+static void stream_reserve(TransformerData *d, long *capacity, long needed) {
+    if (needed <= *capacity) return;
+    *capacity = needed > 2 * *capacity ? needed : 2 * *capacity;
+    d->stream = xrealloc(d->stream, (size_t)*capacity * sizeof(int));
+}
+
+static bool load_toy(TransformerData *d, const TransformerDataOptions *o, Rng *rng) {
+    d->kind = TRANSFORMER_STREAM;
+    d->word_level = true;
+    /* every word of the grammar, by category, so ids do not depend on luck */
+    for (int c = 0; c < CLASS_COUNT; c++)
+        for (int i = 0; i < 10 && TOY_WORDS[c].words[i]; i++) vocab_add(&d->vocab, TOY_WORDS[c].words[i]);
+    d->end_id = vocab_find(&d->vocab, ".");
+    long capacity = 0;
+    const char *words[16];
+    for (int s = 0; s < o->examples; s++) {
+        int n = toy_sentence(rng, words);
+        stream_reserve(d, &capacity, d->stream_length + n);
+        for (int i = 0; i < n; i++) d->stream[d->stream_length++] = vocab_find(&d->vocab, words[i]);
+    }
+    return true;
+}
+
+/* ==== Text files and word lists ========================================================== */
+
+static bool read_text(const char *path, char **text, size_t *size, Error *err) {
+    if (!file_read_all(path, DATA_MAX_FILE_BYTES, text, size, err)) return false;
+    if (*size == 0) {
+        free(*text);
+        return error_set(err, "%s: the file is empty; expected text", path);
+    }
+    if (text_is_binary(*text, *size)) {
+        free(*text);
+        return error_set(err, "%s: looks like a binary file (it holds NUL bytes); expected text",
+                         path);
+    }
+    long bad = utf8_first_invalid(*text, *size);
+    if (bad >= 0) {
+        free(*text);
+        return error_set(err, "%s: invalid UTF-8 at byte %ld; expected UTF-8 text", path, bad);
+    }
+    return true;
+}
+
+static bool load_text(TransformerData *d, const TransformerDataOptions *o, Error *err) {
+    if (o->data_path == NULL) return error_set(err, "--task text needs --data FILE");
+    char *text;
+    size_t size;
+    if (!read_text(o->data_path, &text, &size, err)) return false;
+    d->kind = TRANSFORMER_STREAM;
+    vocab_add_chars(&d->vocab, text, size, err); /* valid UTF-8 was checked above */
+    d->stream = xmalloc((size + 1) * sizeof(int));
+    d->stream_length = vocab_encode_chars(&d->vocab, text, size, d->stream, (int)size, err);
+    free(text);
+    return d->stream_length > 0;
+}
+
+static bool is_plain_word(const char *line, size_t length) {
+    if (length < 2) return false;
+    for (size_t i = 0; i < length; i++)
+        if (line[i] < 'a' || line[i] > 'z') return false;
+    return true;
+}
+
+/* One lower-case word per line (others are skipped), shuffled, then joined
+ * with "\n": the model learns what words look like, and sampling after a
+ * "\n" invents new ones. */
+static bool load_words(TransformerData *d, const TransformerDataOptions *o, Rng *rng,
+                       Error *err) {
+    const char *path = o->data_path ? o->data_path : "/usr/share/dict/words";
+    char *text;
+    size_t size;
+    if (!read_text(path, &text, &size, err)) {
+        if (o->data_path == NULL)
+            return error_set(err, "--task words: %s; install a word list (apt-get install "
+                             "wamerican) or pass --data FILE with one word per line", err->message);
+        return false;
+    }
+    int count = 0, capacity = 1024;
+    char **words = xmalloc((size_t)capacity * sizeof(char *));
+    for (char *line = text; line < text + size;) {
+        char *end = memchr(line, '\n', (size_t)(text + size - line));
+        if (end == NULL) end = text + size;
+        size_t length = (size_t)(end - line);
+        if (length > 0 && line[length - 1] == '\r') length--;
+        if (is_plain_word(line, length) && length < 32) {
+            if (count == capacity) words = xrealloc(words, (size_t)(capacity *= 2) * sizeof(char *));
+            line[length] = '\0';
+            words[count++] = line;
+        }
+        line = end + 1;
+    }
+    if (count < 100) {
+        free(words), free(text);
+        return error_set(err, "%s: only %d lines are a single lower-case word (a-z); expected "
+                         "at least 100", path, count);
+    }
+    /* shuffle: the file is sorted, and validation takes the tail */
+    for (int i = count - 1; i > 0; i--) {
+        int j = (int)rng_below(rng, (uint32_t)i + 1);
+        char *swap = words[i];
+        words[i] = words[j], words[j] = swap;
+    }
+    d->kind = TRANSFORMER_STREAM;
+    vocab_add(&d->vocab, "\n");
+    for (char c = 'a'; c <= 'z'; c++) vocab_add(&d->vocab, (char[]){c, '\0'});
+    d->end_id = vocab_find(&d->vocab, "\n");
+    long capacity_tokens = 0;
+    for (int w = 0; w < count; w++) {
+        size_t length = strlen(words[w]);
+        stream_reserve(d, &capacity_tokens, d->stream_length + (long)length + 1);
+        for (size_t i = 0; i < length; i++)
+            d->stream[d->stream_length++] = words[w][i] - 'a' + 1;
+        d->stream[d->stream_length++] = d->end_id;
+    }
+    free(words), free(text);
+    return true;
+}
+
+/* ==== Loading ============================================================================ */
+
+bool transformer_data_load(TransformerData *d, const TransformerDataOptions *o, bool encoder,
+                           Error *err) {
+    memset(d, 0, sizeof *d);
+    d->task = o->task;
+    d->pad_id = d->mask_id = d->end_id = -1;
+    vocab_init(&d->vocab);
+    if (o->examples < 10) return error_set(err, "--examples %d: need at least 10", o->examples);
+    Rng rng;
+    rng_seed(&rng, o->seed, 1); /* stream 1: data */
+    bool ok;
+    switch (o->task) {
+    case TRANSFORMER_TASK_TOY: ok = load_toy(d, o, &rng); break;
+    case TRANSFORMER_TASK_TEXT: ok = load_text(d, o, err); break;
+    case TRANSFORMER_TASK_WORDS: ok = load_words(d, o, &rng, err); break;
+    case TRANSFORMER_TASK_SENTIMENT:
+        ok = error_set(err, "--task sentiment is not available yet (common/sentiment.c)");
+        break;
+    default: ok = load_examples(d, o, &rng, err); break;
+    }
+    if (!ok) {
+        transformer_data_free(d);
+        return false;
+    }
+    if (encoder && d->kind == TRANSFORMER_EXAMPLES) {
+        transformer_data_free(d);
+        return error_set(err, "--mode bert trains on streams (toy, text, words: masked tokens) "
+                         "or sentiment (classification), not on task %s", TASK_NAMES[o->task]);
+    }
+    if (encoder && d->kind == TRANSFORMER_STREAM) d->mask_id = vocab_add(&d->vocab, MASK);
+    if (d->kind == TRANSFORMER_STREAM) {
+        d->train_end = d->stream_length - d->stream_length / 10;
+    } else {
+        split_indices(d->count, 0.1f, &rng, &d->train, &d->train_count, &d->validation,
+                      &d->validation_count);
+    }
+    return true;
+}
+
+void transformer_data_free(TransformerData *d) {
+    vocab_free(&d->vocab);
+    free(d->stream), free(d->tokens), free(d->lengths), free(d->answer_start), free(d->labels);
+    free(d->train), free(d->validation);
+    memset(d, 0, sizeof *d);
+}
+
+int transformer_data_time(const TransformerData *d, int context) {
+    switch (d->kind) {
+    case TRANSFORMER_EXAMPLES: return d->width - 1; /* the last token is only a target */
+    case TRANSFORMER_CLASSIFY: return d->width;
+    default: return context;
+    }
+}
+
+/* ==== Batches =================================================================================== */
+
+void transformer_batch_alloc(TransformerBatch *batch, int B, int T) {
+    batch->batch = B;
+    batch->time = T;
+    batch->ids = xcalloc((size_t)B * T, sizeof(int));
+    batch->targets = xcalloc((size_t)B * T, sizeof(int));
+    batch->lengths = xcalloc((size_t)B, sizeof(int));
+    batch->labels = xcalloc((size_t)B, sizeof(int));
+}
+
+void transformer_batch_free(TransformerBatch *batch) {
+    free(batch->ids), free(batch->targets), free(batch->lengths), free(batch->labels);
+    memset(batch, 0, sizeof *batch);
+}
+
+/* Row b of the batch from example n: inputs are tokens 0..T-1, and the
+ * target at t is token t+1 when that token belongs to the answer. */
+static void fill_example_row(const TransformerData *d, int n, TransformerBatch *batch, int b) {
+    int T = batch->time;
+    const int *row = d->tokens + (size_t)n * d->width;
+    int *ids = batch->ids + (size_t)b * T, *targets = batch->targets + (size_t)b * T;
+    for (int t = 0; t < T; t++) {
+        ids[t] = row[t];
+        bool scored = t + 1 >= d->answer_start[n] && t + 1 < d->lengths[n];
+        targets[t] = scored ? row[t + 1] : -1;
+    }
+    batch->lengths[b] = d->lengths[n];
+}
+
+/* BERT's masked-token objective on one window: each position is chosen with
+ * probability 15%; a chosen token becomes <mask> 80% of the time, a random
+ * token 10%, itself 10%; the target is the original token at chosen
+ * positions only. */
+static void mask_row(const TransformerData *d, const int *window, int T, Rng *rng, int *ids,
+                     int *targets) {
+    int V = d->vocab.size;
+    for (int t = 0; t < T; t++) {
+        ids[t] = window[t];
+        targets[t] = -1;
+        if (rng_uniform(rng) >= 0.15f) continue;
+        targets[t] = window[t];
+        float r = rng_uniform(rng);
+        if (r < 0.8f) ids[t] = d->mask_id;
+        else if (r < 0.9f) ids[t] = (int)rng_below(rng, (uint32_t)(V - 1)); /* not <mask> (last) */
+    }
+}
+
+static void fill_stream_row(const TransformerData *d, long offset, bool encoder, Rng *rng,
+                            TransformerBatch *batch, int b) {
+    int T = batch->time;
+    int *ids = batch->ids + (size_t)b * T, *targets = batch->targets + (size_t)b * T;
+    if (encoder) {
+        mask_row(d, d->stream + offset, T, rng, ids, targets);
+    } else {
+        memcpy(ids, d->stream + offset, (size_t)T * sizeof(int));
+        memcpy(targets, d->stream + offset + 1, (size_t)T * sizeof(int));
+    }
+    batch->lengths[b] = T;
+}
+
+static void fill_class_row(const TransformerData *d, int n, TransformerBatch *batch, int b) {
+    int T = batch->time;
+    memcpy(batch->ids + (size_t)b * T, d->tokens + (size_t)n * d->width, (size_t)T * sizeof(int));
+    for (int t = 0; t < T; t++) batch->targets[(size_t)b * T + t] = -1;
+    batch->lengths[b] = d->lengths[n];
+    batch->labels[b] = d->labels[n];
+}
+
+void transformer_batch_sample(const TransformerData *d, bool encoder, Rng *rng,
+                              TransformerBatch *batch) {
+    for (int b = 0; b < batch->batch; b++) {
+        if (d->kind == TRANSFORMER_STREAM) {
+            /* a window of T+1 tokens inside the training part */
+            long last_start = d->train_end - batch->time - 1;
+            long offset = (long)rng_below(rng, (uint32_t)(last_start + 1));
+            fill_stream_row(d, offset, encoder, rng, batch, b);
+        } else {
+            int n = d->train[rng_below(rng, (uint32_t)d->train_count)];
+            if (d->kind == TRANSFORMER_EXAMPLES) fill_example_row(d, n, batch, b);
+            else fill_class_row(d, n, batch, b);
+        }
+    }
+}
+
+int transformer_batch_validation(const TransformerData *d, bool encoder, int index, int limit,
+                                 Rng *rng, TransformerBatch *batch) {
+    int B = batch->batch, T = batch->time, filled = 0;
+    for (int b = 0; b < B; b++) {
+        long row = (long)index * B + b;
+        bool inside;
+        if (d->kind == TRANSFORMER_STREAM) {
+            /* consecutive windows of the validation part, none overlapping */
+            long offset = d->train_end + row * T;
+            inside = row < limit && offset + T < d->stream_length;
+            if (inside) fill_stream_row(d, offset, encoder, rng, batch, b);
+        } else {
+            inside = row < limit && row < d->validation_count;
+            if (inside && d->kind == TRANSFORMER_EXAMPLES)
+                fill_example_row(d, d->validation[row], batch, b);
+            else if (inside)
+                fill_class_row(d, d->validation[row], batch, b);
+        }
+        if (!inside) { /* padding rows: no targets, no label */
+            for (int t = 0; t < T; t++) {
+                batch->ids[(size_t)b * T + t] = 0;
+                batch->targets[(size_t)b * T + t] = -1;
+            }
+            batch->lengths[b] = T;
+            batch->labels[b] = -1;
+        } else {
+            filled++;
+        }
+    }
+    return filled;
+}
+
+/* ==== Text <-> ids ================================================================================ */
+
+int transformer_encode_vocab(const Vocab *vocab, bool word_level, const char *text, int *ids,
+                             int max_ids, Error *err) {
+    int count = 0;
+    if (word_level) {
+        char word[256];
+        for (const char *p = text; *p;) {
+            while (*p && isspace((unsigned char)*p)) p++;
+            size_t length = 0;
+            while (p[length] && !isspace((unsigned char)p[length])) length++;
+            if (length == 0) break;
+            if (length >= sizeof word) return error_set(err, "a word of %zu bytes is too long", length), -1;
+            memcpy(word, p, length);
+            word[length] = '\0';
+            int id = vocab_find(vocab, word);
+            if (id < 0) return error_set(err, "the word \"%s\" is not in the vocabulary", word), -1;
+            if (count == max_ids) return error_set(err, "more than %d tokens", max_ids), -1;
+            ids[count++] = id;
+            p += length;
+        }
+        return count;
+    }
+    /* characters, with "<mask>" as one token when the vocabulary has it */
+    int mask = vocab_find(vocab, MASK);
+    for (const char *p = text; *p;) {
+        const char *next = mask >= 0 ? strstr(p, MASK) : NULL;
+        size_t length = next ? (size_t)(next - p) : strlen(p);
+        int used = vocab_encode_chars(vocab, p, length, ids + count, max_ids - count, err);
+        if (used < 0) return -1;
+        count += used;
+        if (next == NULL) break;
+        if (count == max_ids) return error_set(err, "more than %d tokens", max_ids), -1;
+        ids[count++] = mask;
+        p = next + strlen(MASK);
+    }
+    return count;
+}
+
+int transformer_encode(const TransformerData *d, const char *text, int *ids, int max_ids,
+                       Error *err) {
+    return transformer_encode_vocab(&d->vocab, d->word_level, text, ids, max_ids, err);
+}
+
+char *transformer_decode(const Vocab *vocab, bool word_level, const int *ids, int count, char *out,
+                         size_t size) {
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 0; i < count && used + 1 < size; i++) {
+        const char *token = vocab->tokens[ids[i]];
+        int wrote = snprintf(out + used, size - used, "%s%s", word_level && i ? " " : "", token);
+        if (wrote < 0) break;
+        used += (size_t)wrote;
+    }
+    return out;
+}
