@@ -45,6 +45,9 @@ FEATURE_FLAGS += -march=native
 endif
 ifeq ($(HAVE_OPENMP),yes)
 FEATURE_FLAGS += -fopenmp
+else
+# Without OpenMP its pragmas are ignored by design, not a mistake.
+FEATURE_FLAGS += -Wno-unknown-pragmas
 endif
 CFLAGS ?= $(OPT)
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS) $(FEATURE_FLAGS) $(EXTRA_CFLAGS)

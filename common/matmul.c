@@ -361,8 +361,9 @@ static void tile_run(const Product *product, const Blocking *blocking, int k0, i
     float *c_tile = &product->c[i * product->ldc + j0];
     bool load_c = k0 > 0 || product->accumulate;
     bool packed = blocking->pack_a || rows < MR; /* see m_block_run */
-    ASliver a = {a_sliver, 1, MR};
-    if (!packed) a = (ASliver){&product->a.data[i * product->a.row_stride + k0], product->a.row_stride, 1};
+    long lda = product->a.row_stride;
+    ASliver a = packed ? (ASliver){a_sliver, 1, MR}
+                       : (ASliver){&product->a.data[i * lda + k0], lda, 1};
     if (rows < MR || cols < NR) {
         micro_kernel_edge(kc, a, b_sliver, c_tile, product->ldc, load_c, rows, cols);
     } else if (packed) {

@@ -230,9 +230,13 @@ static void print_row(const BenchShape *shape, const BenchResult *results, int t
     for (int t = 0; t < thread_count; t++) printf("  %9.1f", results[t].tinyzoo);
 #ifdef HAVE_OPENBLAS
     for (int t = 0; t < thread_count; t++) printf("  %9.1f", results[t].openblas);
-    for (int t = 0; t < thread_count; t++) printf("  %9.2f", results[t].tinyzoo / results[t].openblas);
+    for (int t = 0; t < thread_count; t++) {
+        printf("  %9.2f", results[t].tinyzoo / results[t].openblas);
+    }
 #endif
-    if (thread_count > 1) printf("  %6.2fx", results[thread_count - 1].tinyzoo / results[0].tinyzoo);
+    if (thread_count > 1) {
+        printf("  %6.2fx", results[thread_count - 1].tinyzoo / results[0].tinyzoo);
+    }
     printf("\n");
     fflush(stdout);
 }
