@@ -297,19 +297,31 @@ static void sgd_update(Optimizer *opt, float *w, const float *grad, float *veloc
  *   Adam:  g <- grad + wd * w          (L2 folded into the gradient)
  *   AdamW: w <- w - lr * wd * w        (decay decoupled from the moments)
  *   m <- b1 m + (1 - b1) g;   v <- b2 v + (1 - b2) g^2
- *   w <- w - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps) */
-static void adam_update(Optimizer *opt, float *w, const float *grad, float *m, float *v,
-                        size_t n, float decay, float lr) {
-    float correction1 = 1.0f - powf(opt->beta1, (float)opt->step);
-    float correction2 = 1.0f - powf(opt->beta2, (float)opt->step);
-    bool decoupled = opt->kind == OPTIMIZER_ADAMW;
-    for (size_t i = 0; i < n; i++) {
-        float gradient = decoupled ? grad[i] : grad[i] + decay * w[i];
-        if (decoupled) w[i] -= lr * decay * w[i];
-        m[i] = opt->beta1 * m[i] + (1.0f - opt->beta1) * gradient;
-        v[i] = opt->beta2 * v[i] + (1.0f - opt->beta2) * gradient * gradient;
-        float m_hat = m[i] / correction1, v_hat = v[i] / correction2;
-        w[i] -= lr * m_hat / (sqrtf(v_hat) + opt->epsilon);
+ *   w <- w - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+ * The last line is evaluated as PyTorch does, with the corrections folded
+ * into two scalars:  w -= (lr / c1) * m / (sqrt(v) / sqrt(c2) + eps).
+ * Two loops (one per variant) with restrict pointers and no branch inside,
+ * so the compiler vectorizes them: this runs over every parameter every step. */
+static void adam_update(Optimizer *opt, float *restrict w, const float *restrict grad,
+                        float *restrict m, float *restrict v, size_t n, float decay, float lr) {
+    float step_size = lr / (1.0f - powf(opt->beta1, (float)opt->step));
+    float sqrt_correction2 = sqrtf(1.0f - powf(opt->beta2, (float)opt->step));
+    float beta1 = opt->beta1, beta2 = opt->beta2, epsilon = opt->epsilon;
+    if (opt->kind == OPTIMIZER_ADAMW) {
+        float shrink = 1.0f - lr * decay;
+        for (size_t i = 0; i < n; i++) {
+            w[i] *= shrink;
+            m[i] = beta1 * m[i] + (1.0f - beta1) * grad[i];
+            v[i] = beta2 * v[i] + (1.0f - beta2) * grad[i] * grad[i];
+            w[i] -= step_size * m[i] / (sqrtf(v[i]) / sqrt_correction2 + epsilon);
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            float gradient = grad[i] + decay * w[i];
+            m[i] = beta1 * m[i] + (1.0f - beta1) * gradient;
+            v[i] = beta2 * v[i] + (1.0f - beta2) * gradient * gradient;
+            w[i] -= step_size * m[i] / (sqrtf(v[i]) / sqrt_correction2 + epsilon);
+        }
     }
 }
 

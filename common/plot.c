@@ -154,7 +154,6 @@ static bool plot_files_open(PlotFiles *files, const PlotTarget *target, const ch
     return true;
 }
 
-static bool plot_render(const PlotTarget *target, const char *stem, Error *err);
 
 /* Puts both sources in place, then renders them. */
 static bool plot_files_finish(PlotFiles *files, Error *err) {
@@ -340,13 +339,20 @@ static int write_lines_data(FILE *dat, const PlotSeries *series, int series_coun
 }
 
 static void write_lines_script(FILE *gp, const PlotSeries *series, int series_count,
-                               bool log_y) {
+                               const PlotAxes *axes) {
     put_class_linetypes(gp);
-    fputs("set border 3\nset tics nomirror out\nset key top right\n", gp);
+    fputs("set border 3\nset tics nomirror out\n", gp);
+    /* The legend's place is the caller's choice (gnuplot `set key` words),
+     * since only the caller knows where its curves leave room. */
+    const char *legend = axes != NULL && axes->legend != NULL ? axes->legend : "top right";
+    for (const char *c = legend; *c; c++)
+        if (!(*c == ' ' || (*c >= 'a' && *c <= 'z')))
+            fatal("plot_lines: legend position '%s' must be gnuplot words like 'bottom left'", legend);
+    fprintf(gp, "set key %s\n", legend);
     /* A grid and a boxed key help in the PNG but clutter ASCII art. */
     fputs("if (tz_term eq \"png\") {\n    set grid lc rgb '#e0e0e0'\n"
           "    set key box opaque\n}\n", gp);
-    if (log_y) fputs("set logscale y\n", gp);
+    if (axes != NULL && axes->log_y) fputs("set logscale y\n", gp);
     fputs("plot", gp);
     int block = 0;
     for (int s = 0; s < series_count; s++) {
@@ -376,7 +382,7 @@ bool plot_lines(const PlotTarget *target, const char *stem, const PlotAxes *axes
     write_lines_data(files.data.file, series, series_count);
     PlotSize size = {800, 600, 100, 30};
     put_preamble(files.script.file, stem, "line plot", size, axes);
-    write_lines_script(files.script.file, series, series_count, axes != NULL && axes->log_y);
+    write_lines_script(files.script.file, series, series_count, axes);
     return plot_files_finish(&files, err);
 }
 
@@ -762,7 +768,7 @@ static int run_gnuplot(const char *dir, char *const *args) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static bool plot_render(const PlotTarget *target, const char *stem, Error *err) {
+bool plot_render(const PlotTarget *target, const char *stem, Error *err) {
     if (target->term == PLOT_TERM_NONE) return true;
     if (!plot_gnuplot_available()) {
         static bool noted = false; /* say it once per run, not once per plot */

@@ -42,6 +42,9 @@ typedef struct {
     const char *x_label;
     const char *y_label;
     bool log_y;         /* logarithmic y axis (losses)  */
+    /* Line plots: where the legend goes, in gnuplot's `set key` words
+     * ("top right", "bottom right", "outside right", ...); NULL = top right. */
+    const char *legend;
 } PlotAxes;
 
 /* Several curves on one chart (loss curves, accuracy against length). */
@@ -89,5 +92,10 @@ typedef struct {
 } ImageGridData;
 bool plot_image_grid(const PlotTarget *target, const char *stem, const PlotAxes *axes,
                      const ImageGridData *data, Error *err);
+
+/* For plots drawn by a model's own script: renders <dir>/<stem>.gp, which
+ * the caller wrote (reading tz_term as the scripts above do), as the
+ * target's PlotTerm says.  Same messages and cleanup as the plots above. */
+bool plot_render(const PlotTarget *target, const char *stem, Error *err);
 
 #endif

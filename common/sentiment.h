@@ -42,7 +42,8 @@ typedef struct {
 } SentimentTreebank;
 
 /* Generates the four sets from `seed`; the same seed gives the same
- * treebank on every machine. */
+ * treebank on every machine.  The probe holds whole pairs, so an odd
+ * probe_count is rounded down. */
 void sentiment_generate(SentimentTreebank *bank, int train_count, int dev_count, int test_count,
                         int probe_count, uint64_t seed);
 void sentiment_free(SentimentTreebank *bank);
