@@ -83,7 +83,7 @@ static bool sample_lines(const char *dir, PlotTerm term, const char *stem, Error
     static const float train_x[4] = {0, 10, 20, 30}, train_y[4] = {4, 2, 1, 0.5f};
     static const float val_x[2] = {15, 30}, val_y[2] = {2.5f, 1.25f};
     PlotSeries series[2] = {{"train", train_x, train_y, 4}, {"validation", val_x, val_y, 2}};
-    PlotAxes axes = {"loss: it's \"quoted\" a_b^c", "step", "loss", true};
+    PlotAxes axes = {.title = "loss: it's \"quoted\" a_b^c", .x_label = "step", .y_label = "loss", .log_y = true};
     PlotTarget target = {dir, term};
     return plot_lines(&target, stem, &axes, series, 2, err);
 }
@@ -135,7 +135,7 @@ static bool sample_heatmap(const char *dir, PlotTerm term, Error *err) {
     static const char *const rows[2] = {"a", " "};
     static const char *const cols[3] = {"'", "\"", "\\"};
     HeatmapData data = {2, 3, values, rows, cols};
-    PlotAxes axes = {"attention", "key", "query", false};
+    PlotAxes axes = {.title = "attention", .x_label = "key", .y_label = "query"};
     PlotTarget target = {dir, term};
     return plot_heatmap(&target, "attention", &axes, &data, err);
 }
@@ -188,7 +188,7 @@ static bool sample_scatter(const char *dir, PlotTerm term, bool labels, Error *e
     static const float background[2 * 3] = {0, 0, 0, 1, 1, 1};
     ScatterData data = {4, x, y, classes, 2, names, labels ? words : NULL, background, 2, 3,
                         -1.5f, 1.5f, -2, 2};
-    PlotAxes axes = {"spiral", "x1", "x2", false};
+    PlotAxes axes = {.title = "spiral", .x_label = "x1", .y_label = "x2"};
     PlotTarget target = {dir, term};
     return plot_scatter(&target, "scatter", &axes, &data, err);
 }
@@ -238,7 +238,7 @@ static bool sample_grid(const char *dir, PlotTerm term, Error *err) {
         for (int p = 0; p < 6; p++) pixels[image * 6 + p] = image / 4.0f + p / 100.0f;
     static const char *const rows[2] = {"original", "it's noisy"};
     ImageGridData data = {2, 2, 2, 3, pixels, rows};
-    PlotAxes axes = {"reconstructions", NULL, NULL, false};
+    PlotAxes axes = {.title = "reconstructions"};
     PlotTarget target = {dir, term};
     return plot_image_grid(&target, "grid", &axes, &data, err);
 }
@@ -293,7 +293,7 @@ START_TEST(test_plot_nasty_labels_render) {
     for (int i = 0; i < NASTY_COUNT; i++) {
         char stem[32];
         snprintf(stem, sizeof stem, "nasty%d", i);
-        PlotAxes axes = {NASTY[i], NASTY[i], NASTY[i], false};
+        PlotAxes axes = {.title = NASTY[i], .x_label = NASTY[i], .y_label = NASTY[i]};
         float values[NASTY_COUNT];
         for (int j = 0; j < NASTY_COUNT; j++) values[j] = (float)j;
         HeatmapData heat = {1, NASTY_COUNT, values, &NASTY[i], NASTY};
