@@ -103,7 +103,7 @@ $(LIBRARY): $(COMMON_OBJ)
 
 # bin/<model>: every .c in the model's folder, plus the library.
 .SECONDEXPANSION:
-$(MODELS:%=$(BIN)/%): $(BIN)/%: $$(patsubst %.c,$(BUILD)/%.o,$$(wildcard $$*/*.c)) $(LIBRARY)
+$(MODELS:%=$(BIN)/%): $(BIN)/%: $$(addprefix $(BUILD)/,$$(subst .c,.o,$$(wildcard $$*/*.c))) $(LIBRARY)
 	@mkdir -p $(BIN)
 	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
 

@@ -19,10 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "pca.h"
+#include "plot.h"
 #include "recursive_nn.h"
 #include "sentiment.h"
 
@@ -44,17 +43,19 @@ bool recursive_plot_curves(const char *dir, PlotTerm term, Error *err) {
     if (!file_read_all(path, DATA_MAX_FILE_BYTES, &text, &size, err)) return false;
     int rows = 0;
     for (size_t i = 0; i < size; i++) rows += text[i] == '\n';
-    /* columns: step, train_loss, val_loss, val_accuracy, val_root_accuracy, lr */
-    float *columns = xmalloc((size_t)(rows + 1) * 5 * sizeof(float)); /* (5, rows) */
+    /* columns: step, train_loss, val_loss, val_accuracy, val_root_accuracy,
+     * probe_binary (-1 when there is no probe set), lr */
+    float *columns = xmalloc((size_t)(rows + 1) * 6 * sizeof(float)); /* (6, rows) */
     float *step = columns, *train = step + rows + 1, *val = train + rows + 1;
-    float *accuracy = val + rows + 1, *root = accuracy + rows + 1;
-    int n = 0;
+    float *accuracy = val + rows + 1, *root = accuracy + rows + 1, *probe = root + rows + 1;
+    int n = 0, probes = 0;
     char *save = NULL;
     for (char *line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
-        double v[6];
-        if (sscanf(line, "%lf,%lf,%lf,%lf,%lf,%lf", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6) continue;
+        double v[7];
+        if (sscanf(line, "%lf,%lf,%lf,%lf,%lf,%lf,%lf", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]) != 7) continue;
         step[n] = (float)v[0], train[n] = (float)v[1], val[n] = (float)v[2];
-        accuracy[n] = (float)v[3], root[n] = (float)v[4];
+        accuracy[n] = (float)v[3], root[n] = (float)v[4], probe[n] = (float)v[5];
+        probes += v[5] >= 0;
         n++;
     }
     free(text);
@@ -63,11 +64,13 @@ bool recursive_plot_curves(const char *dir, PlotTerm term, Error *err) {
                             {.name = "validation", .x = step, .y = val, .count = n}};
     PlotAxes loss_axes = {.title = "Loss per tree (sum over its nodes)", .x_label = "step",
                           .y_label = "cross-entropy", .log_y = true};
-    PlotSeries accuracies[2] = {{.name = "validation, all nodes", .x = step, .y = accuracy, .count = n},
-                                {.name = "validation, roots", .x = step, .y = root, .count = n}};
-    PlotAxes accuracy_axes = {.title = "Fine-grained accuracy", .x_label = "step", .y_label = "accuracy"};
+    PlotSeries accuracies[3] = {{.name = "validation, all nodes (5 classes)", .x = step, .y = accuracy, .count = n},
+                                {.name = "validation, roots (5 classes)", .x = step, .y = root, .count = n},
+                                {.name = "negation probe, roots (positive vs negative)", .x = step, .y = probe,
+                                 .count = probes == n ? n : 0}};
+    PlotAxes accuracy_axes = {.title = "Accuracy", .x_label = "step", .y_label = "accuracy"};
     bool ok = n > 0 ? plot_lines(&target, "loss", &loss_axes, losses, 2, err) &&
-                          plot_lines(&target, "accuracy", &accuracy_axes, accuracies, 2, err)
+                          plot_lines(&target, "accuracy", &accuracy_axes, accuracies, probes == n ? 3 : 2, err)
                     : error_set(err, "%s: no rows to plot", path);
     free(columns);
     return ok;
@@ -218,30 +221,6 @@ static void write_tree_script(FILE *gp, const char *stem, const char *title, con
     fputc('\n', gp);
 }
 
-/* Runs gnuplot on <dir>/<stem>.gp without a shell, as plot.c does. */
-static bool render(const PlotTarget *target, const char *stem, Error *err) {
-    if (target->term == PLOT_TERM_NONE || !plot_gnuplot_available()) return true;
-    char script[4096];
-    snprintf(script, sizeof script, "./%s.gp", stem);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t child = fork();
-    if (child < 0) return error_set(err, "cannot start gnuplot: %s", strerror(errno));
-    if (child == 0) {
-        if (chdir(target->dir) != 0) _exit(126);
-        if (target->term == PLOT_TERM_DUMB)
-            execlp("gnuplot", "gnuplot", "-e", "tz_term='dumb'", script, (char *)NULL);
-        else
-            execlp("gnuplot", "gnuplot", script, (char *)NULL);
-        _exit(127);
-    }
-    int status;
-    while (waitpid(child, &status, 0) < 0)
-        if (errno != EINTR) return error_set(err, "waiting for gnuplot: %s", strerror(errno));
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
-    return error_set(err, "gnuplot failed on %s/%s.gp; see its message above", target->dir, stem);
-}
-
 /* Writes a memstream's text to <dir>/<stem><ext> atomically. */
 static bool write_file(const PlotTarget *target, const char *stem, const char *ext, char *text,
                        size_t size, Error *err) {
@@ -269,5 +248,5 @@ bool recursive_plot_tree(const PlotTarget *target, const char *stem, const char 
     fclose(gp);
     free(x), free(height);
     return write_file(target, stem, ".dat", dat_text, dat_size, err) &&
-           write_file(target, stem, ".gp", gp_text, gp_size, err) && render(target, stem, err);
+           write_file(target, stem, ".gp", gp_text, gp_size, err) && plot_render(target, stem, err);
 }
