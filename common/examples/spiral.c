@@ -304,7 +304,7 @@ static int train(const Settings *s) {
 
 /* ---- Command line ------------------------------------------------------------- */
 
-static const char USAGE[] = "usage: spiral train [options]\n"
+static const char USAGE[] = "spiral train [options]\n"
                             "Trains a 2-layer MLP on a 2-D spiral and plots loss and decision regions.";
 
 int main(int argc, char **argv) {
