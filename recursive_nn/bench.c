@@ -106,7 +106,7 @@ int recursive_bench_command(int argc, char **argv) {
     options[COMMON_OPTION_COUNT + 1] = (Option){"dim", OPTION_INT, &s.dim, "d", NULL, 1, 1024};
     options[COMMON_OPTION_COUNT + 2] = (Option){"repeats", OPTION_INT, &repeats, "timed runs; the best is reported", NULL, 1, 100};
     options_parse_or_exit(argc, argv, 2, options, COMMON_OPTION_COUNT + 3,
-                          "usage: recursive_nn bench [--threads N] [--model rnn|rntn|bow] [--steps S]\n"
+                          "recursive_nn bench [--threads N] [--model rnn|rntn|bow] [--steps S]\n"
                           "Training speed on random trees (d=32, 5 classes, 7-11 leaves, vocabulary 100,\n"
                           "32 trees per step, Adam); writes the trees to <out>/bench_trees.txt.");
     threads_set(s.common.threads);
@@ -172,7 +172,7 @@ int recursive_dump_command(int argc, char **argv) {
     options[COMMON_OPTION_COUNT] = (Option){"model", OPTION_CHOICE, &s.model, "composition", "rnn|rntn|bow", 0, 0};
     options[COMMON_OPTION_COUNT + 1] = (Option){"dim", OPTION_INT, &s.dim, "d", NULL, 1, 256};
     options_parse_or_exit(argc, argv, 2, options, COMMON_OPTION_COUNT + 2,
-                          "usage: recursive_nn dump [--model M] [--dim D] [--batch B] [--out DIR]\n"
+                          "recursive_nn dump [--model M] [--dim D] [--batch B] [--out DIR]\n"
                           "Writes DIR/parity.safetensors: weights, B trees of the sentiment task, the loss,\n"
                           "per-node logits and states, and every gradient.");
     threads_set(s.common.threads);

@@ -21,7 +21,7 @@
 #include "sentiment.h"
 
 static const char USAGE[] =
-    "usage: recursive_nn <command> [options]\n"
+    "recursive_nn <command> [options]\n"
     "Recursive tree networks (TreeRNN, RNTN) and a bag-of-words baseline for sentiment.\n"
     "commands:\n"
     "  train     train on a task (--task sentiment|arith, or --data DIR / --train FILE)\n"
@@ -126,7 +126,7 @@ static int command_train(int argc, char **argv) {
     RecursiveSettings s;
     settings_defaults(&s);
     Option options[OPTION_COUNT];
-    parse_or_exit(argc, argv, &s, options, "usage: recursive_nn train [options]\nTrains a tree network; writes --out.");
+    parse_or_exit(argc, argv, &s, options, "recursive_nn train [options]\nTrains a tree network; writes --out.");
     char out[4096];
     settings_resolve(&s, "train", out, sizeof out);
     Error err;
@@ -188,7 +188,7 @@ static int command_eval(int argc, char **argv) {
     settings_defaults(&s);
     Option options[OPTION_COUNT];
     parse_or_exit(argc, argv, &s, options,
-                  "usage: recursive_nn eval [options]\nEvaluates --checkpoint (default <out>/model.safetensors) "
+                  "recursive_nn eval [options]\nEvaluates --checkpoint (default <out>/model.safetensors) "
                   "on the dev, test and probe sets of the task it was trained on.");
     char out[4096], task[64];
     settings_resolve(&s, "eval", out, sizeof out);
@@ -237,7 +237,7 @@ static int command_predict(int argc, char **argv) {
     s.draw = 0;
     Option options[OPTION_COUNT];
     parse_or_exit(argc, argv, &s, options,
-                  "usage: recursive_nn predict [--input FILE] [--checkpoint FILE] [--draw N]\n"
+                  "recursive_nn predict [--input FILE] [--checkpoint FILE] [--draw N]\n"
                   "Reads trees (SST format, labels optional) or plain sentences, one per line, from\n"
                   "--input or stdin, and prints each tree with the predicted label of every node.\n"
                   "Plain sentences are read as right-branching trees (see recursive_nn/README.md).");
@@ -314,7 +314,7 @@ static int command_plot(int argc, char **argv) {
     settings_defaults(&s);
     Option options[OPTION_COUNT];
     parse_or_exit(argc, argv, &s, options,
-                  "usage: recursive_nn plot [--out DIR] [--checkpoint FILE]\n"
+                  "recursive_nn plot [--out DIR] [--checkpoint FILE]\n"
                   "Redraws loss/accuracy curves from DIR/metrics.csv, and the confusion matrix,\n"
                   "embeddings and --draw trees from the checkpoint.");
     char out[4096], task[64];
@@ -383,7 +383,7 @@ static int command_export(int argc, char **argv) {
     settings_defaults(&s);
     Option options[OPTION_COUNT];
     parse_or_exit(argc, argv, &s, options,
-                  "usage: recursive_nn export --task sentiment|arith [--out DIR]\n"
+                  "recursive_nn export --task sentiment|arith [--out DIR]\n"
                   "Writes the generated trees in SST format: DIR/train.txt dev.txt test.txt\n"
                   "(and probe.txt for sentiment); train on them again with --data DIR.");
     char out[4096];

@@ -374,7 +374,7 @@ int recursive_train(const RecursiveSettings *s) {
     char path[4096];
     snprintf(path, sizeof path, "%s/metrics.csv", s->common.out);
     MetricsLog log;
-    if (!metrics_open(&log, path, "step,train_loss,val_loss,val_accuracy,val_root_accuracy,lr",
+    if (!metrics_open(&log, path, "step,train_loss,val_loss,val_accuracy,val_root_accuracy,probe_binary,lr",
                       s->common.resume, &err)) {
         run_free(&run);
         return fail(&err);
@@ -399,12 +399,15 @@ int recursive_train(const RecursiveSettings *s) {
         progress_update(&progress, step + 1, loss, s->common.batch);
         bool last = step + 1 == s->common.steps;
         if ((step + 1) % s->eval_every == 0 || last) {
-            RecursiveMetrics dev;
+            RecursiveMetrics dev, probe = {0};
             recursive_evaluate(&run.graph, &run.model, &run.data.dev, 64, &dev, NULL);
+            if (run.data.probe.count > 0) recursive_evaluate(&run.graph, &run.model, &run.data.probe, 64, &probe, NULL);
             last_train_loss = loss_sum / (double)loss_count;
             metrics_write(&log, (double[]){(double)(step + 1), last_train_loss, dev.loss_sum / (double)dev.roots,
                                            recursive_metric(dev.correct_nodes, dev.nodes),
-                                           recursive_metric(dev.correct_roots, dev.roots), s->common.lr}, 6);
+                                           recursive_metric(dev.correct_roots, dev.roots),
+                                           probe.binary_roots > 0 ? recursive_metric(probe.binary_correct_roots, probe.binary_roots) : -1,
+                                           s->common.lr}, 7);
             loss_sum = 0, loss_count = 0;
         }
         bool save = last || (s->common.checkpoint_every > 0 && (step + 1) % s->common.checkpoint_every == 0);

@@ -440,6 +440,36 @@ START_TEST(test_program_rejects_bad_trees) {
 }
 END_TEST
 
+/* GloVe text format: rows of vocabulary words are replaced, others kept;
+ * a malformed file changes nothing. */
+START_TEST(test_glove_embeddings) {
+    Vocab vocab;
+    vocab_init(&vocab);
+    vocab_add(&vocab, "<unk>");
+    vocab_add(&vocab, "good");
+    vocab_add(&vocab, "bad");
+    float table[3 * 2] = {9, 9, 9, 9, 9, 9}; /* (V, d) */
+    const char *dir = test_temp_dir("recursive-glove");
+    char path[600];
+    snprintf(path, sizeof path, "%s/vectors.txt", dir);
+    write_text(path, "the 0.5 0.25\ngood 1 -2\nunseen 3 3\n", 34);
+    Error err;
+    int found;
+    ck_assert_msg(recursive_load_embeddings(path, &vocab, table, 2, &found, &err), "%s", err.message);
+    ck_assert_int_eq(found, 1);
+    float expected[6] = {9, 9, 1, -2, 9, 9};
+    ck_assert(memcmp(table, expected, sizeof table) == 0);
+    write_text(path, "bad 1 2\ngood 1\n", 15);
+    ck_assert(!recursive_load_embeddings(path, &vocab, table, 2, &found, &err));
+    ck_assert_msg(strstr(err.message, ":2: 'good' has 1 values, expected 2") != NULL, "%s", err.message);
+    ck_assert(memcmp(table, expected, sizeof table) == 0); /* "bad" was not copied */
+    write_text(path, "bad 1 x2\n", 9);
+    ck_assert(!recursive_load_embeddings(path, &vocab, table, 2, &found, &err));
+    ck_assert_ptr_nonnull(strstr(err.message, "not a number"));
+    vocab_free(&vocab);
+}
+END_TEST
+
 /* Reads every float of a checkpoint's parameters through recursive_load. */
 static void load_values(const char *path, float **values, size_t *count) {
     RecursiveModel model;
@@ -549,6 +579,7 @@ Suite *recursive_nn_suite(void) {
     suite_add_tcase(s, model);
     TCase *program = tcase_create("program");
     tcase_set_timeout(program, 120);
+    tcase_add_test(program, test_glove_embeddings);
     tcase_add_test(program, test_program_rejects_bad_trees);
     tcase_add_test(program, test_resume_is_bit_identical);
     tcase_add_test(program, test_negation_probe_tree_beats_bag_of_words);
