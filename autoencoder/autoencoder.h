@@ -15,12 +15,14 @@
  *
  * Files:
  *   model.c   config, parameters, forward pass, losses and the custom ops
- *             (reparameterisation, KL, L1) with their backward passes
+ *             (reparameterisation, KL, L1, fused sigmoid + cross-entropy)
+ *             with their backward passes
  *   glyphs.c  the built-in data: a bitmap font of digits and shapes rendered
  *             with random shift, scale, rotation, stroke and noise
  *   data.c    IDX (MNIST, gzip or plain), PGM, CSV and PNG files; datasets
  *   train.c   the training loop, evaluation, checkpoints and resuming
  *   plots.c   reconstruction grid, latent scatter, manifold, anomaly ROC
+ *   bench.c   the speed benchmark and the PyTorch parity dump
  *   main.c    the command line
  */
 #ifndef TINYZOO_AUTOENCODER_H
@@ -275,8 +277,10 @@ AutoencoderEval autoencoder_evaluate(Graph *g, const Autoencoder *model, const A
 void autoencoder_scores(Graph *g, const Autoencoder *model, const AutoencoderDataset *data,
                         const int *indices, int count, int batch, float *scores);
 
-/* The training command: returns the exit status. */
-int autoencoder_train(AutoencoderSettings *settings);
+/* The training command: returns the exit status.  The options are written
+ * to <out>/config.txt once the data has loaded (nothing is written for a
+ * run that fails on its input). */
+int autoencoder_train(AutoencoderSettings *settings, const Option *options, int option_count);
 /* Loads a checkpoint's architecture and weights (exits 1 on a bad file). */
 void autoencoder_load(const char *path, Autoencoder *model, Metadata *meta);
 /* Path of the checkpoint for the inference commands. */

@@ -41,8 +41,8 @@ static void settings_defaults(AutoencoderSettings *s) {
     s->data = (AutoencoderDataOptions){.glyph_size = 28, .glyph_count = 12000, .glyph_noise = 0.03f};
     s->holdout = "none";
     s->validation_fraction = 0.1f;
-    s->eval_every = 200;
-    s->eval_images = 1000;
+    s->eval_every = 100;
+    s->eval_images = 500;
     s->percentile = 95.0f;
     s->index = -1;
     s->samples = 40;
@@ -70,7 +70,7 @@ static void options_table(AutoencoderSettings *s, Option *options) {
         {"beta-warmup", OPTION_LONG, &s->beta_warmup, "vae: steps over which beta rises from 0 (0: none)", NULL, 0, 1e9},
         {"l1", OPTION_FLOAT, &s->l1, "weight of the L1 sparsity penalty on the code (0: none)", NULL, 0, 1000},
         {"labels", OPTION_STRING, &s->labels, "IDX label file for --data IDX images", NULL, 0, 0},
-        {"glyph-size", OPTION_INT, &s->data.glyph_size, "side of the generated glyph images (16 or 28)", NULL, 8, 64},
+        {"glyph-size", OPTION_INT, &s->data.glyph_size, "side of the generated glyph images (e.g. 16, or 28 as MNIST)", NULL, 8, 64},
         {"glyph-count", OPTION_INT, &s->data.glyph_count, "number of generated glyph images", NULL, 20, 1000000},
         {"glyph-noise", OPTION_FLOAT, &s->data.glyph_noise, "std of the pixel noise of the glyphs", NULL, 0, 1},
         {"holdout", OPTION_STRING, &s->holdout, "classes kept out of training (anomalies): shapes, digits, none, or a list",
@@ -124,7 +124,7 @@ static void settings_finish(AutoencoderSettings *s, const char *command) {
 }
 
 static const char USAGE[] =
-    "usage: autoencoder <command> [options]\n"
+    "autoencoder <command> [options]\n"
     "Autoencoders (ae, dae, vae) on generated glyphs or MNIST-style IDX files.\n"
     "commands:\n"
     "  train        train --model ae|dae|vae; writes <out>/model.safetensors, metrics.csv, plots\n"
@@ -135,9 +135,10 @@ static const char USAGE[] =
     "  denoise      corrupt then reconstruct: <prefix>-noisy and <prefix>-denoised\n"
     "  sample       vae: decode draws from the prior\n"
     "  anomaly      score images by reconstruction error; ROC against --holdout classes\n"
+    "               (or, with --input image.pgm, that image against the threshold)\n"
     "  bench        training speed: --config mnist|small --threads N\n"
     "  parity       dump weights, a batch, loss and gradients for tests/parity/autoencoder_parity.py\n"
-    "options (every command; `autoencoder <command> --help` shows the defaults):";
+    "Every command takes the options below; each uses those that concern it.";
 
 /* Parses the command's options; for commands that read a checkpoint, the
  * checkpoint's data settings sit between the defaults and the flags. */
@@ -145,11 +146,8 @@ static void parse_settings(AutoencoderSettings *s, int argc, char **argv, bool f
     settings_defaults(s);
     options_table(s, options);
     options_parse_or_exit(argc, argv, 2, options, OPTION_COUNT, USAGE);
-    if (!from_checkpoint) {
-        settings_finish(s, argv[1]);
-        return;
-    }
     settings_finish(s, argv[1]);
+    if (!from_checkpoint) return;
     char path[1200];
     snprintf(path, sizeof path, "%s", autoencoder_checkpoint_path(s));
     Metadata meta;
@@ -160,7 +158,7 @@ static void parse_settings(AutoencoderSettings *s, int argc, char **argv, bool f
     snprintf(out, sizeof out, "%s", s->common.out);
     settings_defaults(s);
     options_table(s, options);
-    static char data_path[1024], labels_path[1024], holdout[512];
+    static char data_path[1024], labels_path[1024], holdout[512]; /* outlive meta */
     const char *value;
     if ((value = metadata_get(&meta, "data")) && value[0]) s->common.data = strcpy(data_path, value);
     if ((value = metadata_get(&meta, "labels")) && value[0]) s->labels = strcpy(labels_path, value);
@@ -469,9 +467,96 @@ static void histogram(const float *scores, int count, float low, float high, int
     }
 }
 
+/* Scores of the three sets: calibration (one half of the validation images,
+ * for the threshold), normal (the other half) and anomalous (held out). */
+typedef struct {
+    float *calibration, *normal, *anomalous;
+    int calibration_count, normal_count, anomalous_count;
+    float threshold;
+} AnomalyScores;
+
+/* anomaly.csv: every scored test image, whether it is flagged and whether it
+ * is an anomaly. */
+static void write_anomaly_csv(const char *dir, const Loaded *l, const AnomalyScores *a) {
+    const AutoencoderSplit *split = &l->data.split;
+    size_t capacity = (size_t)(a->normal_count + a->anomalous_count + 1) * 96, used = 0;
+    char *csv = xmalloc(capacity);
+    used += (size_t)snprintf(csv, capacity, "index,class,score,flagged,anomalous\n");
+    for (int set = 0; set < 2; set++) {
+        const int *indices = set == 0 ? split->validation + a->calibration_count : split->holdout;
+        const float *scores = set == 0 ? a->normal : a->anomalous;
+        for (int i = 0; i < (set == 0 ? a->normal_count : a->anomalous_count); i++) {
+            int label = l->data.data.labels[indices[i]];
+            used += (size_t)snprintf(csv + used, capacity - used, "%d,%s,%.6g,%d,%d\n", indices[i],
+                                     label >= 0 ? l->data.data.class_names[label] : "?", (double)scores[i],
+                                     scores[i] > a->threshold, set);
+        }
+    }
+    char path[2048];
+    Error err;
+    snprintf(path, sizeof path, "%s/anomaly.csv", dir);
+    if (!file_write_atomic(path, csv, used, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
+    free(csv);
+}
+
+/* roc.png, and anomaly_histogram.png with the threshold.  Returns the AUC. */
+static double plot_anomaly(const PlotTarget *target, const AnomalyScores *a, float percentile) {
+    int points = a->normal_count + a->anomalous_count + 1;
+    float *fpr = xmalloc(sizeof(float) * (size_t)points), *tpr = xmalloc(sizeof(float) * (size_t)points);
+    double auc = autoencoder_roc(a->normal, a->normal_count, a->anomalous, a->anomalous_count, fpr, tpr);
+    char title[160];
+    snprintf(title, sizeof title, "ROC of reconstruction error as anomaly score (AUC %.3f)", auc);
+    float diagonal[2] = {0, 1};
+    PlotSeries roc[2] = {{.name = "autoencoder", .x = fpr, .y = tpr, .count = points},
+                         {.name = "chance", .x = diagonal, .y = diagonal, .count = 2}};
+    PlotAxes roc_axes = {.title = title, .x_label = "false positive rate (normal images flagged)",
+                         .y_label = "true positive rate (anomalies flagged)"};
+    Error err;
+    if (!plot_lines(target, "roc", &roc_axes, roc, 2, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
+
+    enum { BINS = 40 };
+    float high = fmaxf(percentile_of(a->anomalous, a->anomalous_count, 99.0f),
+                       percentile_of(a->normal, a->normal_count, 99.0f));
+    float hx[2][BINS], hy[2][BINS], tx[2] = {a->threshold, a->threshold}, ty[2] = {0, 0};
+    histogram(a->normal, a->normal_count, 0, high, BINS, hx[0], hy[0]);
+    histogram(a->anomalous, a->anomalous_count, 0, high, BINS, hx[1], hy[1]);
+    for (int b = 0; b < BINS; b++) ty[1] = fmaxf(ty[1], fmaxf(hy[0][b], hy[1][b]));
+    char threshold_name[96];
+    snprintf(threshold_name, sizeof threshold_name, "threshold (%.0fth percentile of validation)", (double)percentile);
+    PlotSeries hist[3] = {{.name = "normal (held-in classes)", .x = hx[0], .y = hy[0], .count = BINS},
+                          {.name = "anomalous (held-out classes)", .x = hx[1], .y = hy[1], .count = BINS},
+                          {.name = threshold_name, .x = tx, .y = ty, .count = 2}};
+    PlotAxes hist_axes = {.title = "Reconstruction error per image (last bin: everything above)",
+                          .x_label = "squared reconstruction error", .y_label = "fraction of images"};
+    if (!plot_lines(target, "anomaly_histogram", &hist_axes, hist, 3, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
+    free(fpr), free(tpr);
+    return auc;
+}
+
+/* anomaly --input image.pgm: one image's score against the threshold set
+ * by the validation images. */
+static int anomaly_of_input(AutoencoderSettings *s, Loaded *l) {
+    const AutoencoderSplit *split = &l->data.split;
+    float *scores = xmalloc(sizeof(float) * (size_t)split->validation_count);
+    autoencoder_scores(&l->g, &l->model, &l->data.data, split->validation, split->validation_count, s->common.batch,
+                       scores);
+    float threshold = percentile_of(scores, split->validation_count, s->percentile);
+    int height, width;
+    float *image = input_image(s, l, &height, &width);
+    float *rebuilt = xmalloc(sizeof(float) * (size_t)l->D);
+    reconstruct_one(l, image, rebuilt);
+    double score = squared_error(image, rebuilt, l->D);
+    printf("anomaly: input=%s score=%.4f threshold=%.4f anomalous=%s\n", s->common.input, score, (double)threshold,
+           score > threshold ? "yes" : "no");
+    free(scores), free(image), free(rebuilt);
+    loaded_free(l);
+    return 0;
+}
+
 static int command_anomaly(AutoencoderSettings *s) {
     Loaded l;
     load_all(s, &l, true);
+    if (s->common.input != NULL) return anomaly_of_input(s, &l);
     const AutoencoderSplit *split = &l.data.split;
     if (split->holdout_count == 0 || split->validation_count < 4) {
         fprintf(stderr, "tinyzoo: anomaly needs held-out classes and validation images: train with --holdout "
@@ -483,72 +568,30 @@ static int command_anomaly(AutoencoderSettings *s) {
     /* The threshold comes from one half of the validation images; the other
      * half are the normal test images, so the false-positive rate is
      * measured on images the threshold never saw. */
-    int calibration = split->validation_count / 2, normal = split->validation_count - calibration;
-    int anomalous = split->holdout_count;
-    float *calibration_scores = xmalloc(sizeof(float) * (size_t)calibration);
-    float *normal_scores = xmalloc(sizeof(float) * (size_t)normal);
-    float *anomalous_scores = xmalloc(sizeof(float) * (size_t)anomalous);
-    autoencoder_scores(&l.g, &l.model, &l.data.data, split->validation, calibration, s->common.batch, calibration_scores);
-    autoencoder_scores(&l.g, &l.model, &l.data.data, split->validation + calibration, normal, s->common.batch, normal_scores);
-    autoencoder_scores(&l.g, &l.model, &l.data.data, split->holdout, anomalous, s->common.batch, anomalous_scores);
-    float threshold = percentile_of(calibration_scores, calibration, s->percentile);
+    AnomalyScores a = {.calibration_count = split->validation_count / 2, .anomalous_count = split->holdout_count};
+    a.normal_count = split->validation_count - a.calibration_count;
+    a.calibration = xmalloc(sizeof(float) * (size_t)a.calibration_count);
+    a.normal = xmalloc(sizeof(float) * (size_t)a.normal_count);
+    a.anomalous = xmalloc(sizeof(float) * (size_t)a.anomalous_count);
+    const AutoencoderDataset *d = &l.data.data;
+    autoencoder_scores(&l.g, &l.model, d, split->validation, a.calibration_count, s->common.batch, a.calibration);
+    autoencoder_scores(&l.g, &l.model, d, split->validation + a.calibration_count, a.normal_count, s->common.batch,
+                       a.normal);
+    autoencoder_scores(&l.g, &l.model, d, split->holdout, a.anomalous_count, s->common.batch, a.anomalous);
+    a.threshold = percentile_of(a.calibration, a.calibration_count, s->percentile);
 
     Error err;
     if (!make_directory(s->common.out, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
-    char path[2048];
-    snprintf(path, sizeof path, "%s/anomaly.csv", s->common.out);
-    size_t capacity = (size_t)(normal + anomalous + 1) * 96, used = 0;
-    char *csv = xmalloc(capacity);
-    used += (size_t)snprintf(csv, capacity, "index,class,score,flagged,anomalous\n");
-    int normal_flagged = 0, anomalous_flagged = 0;
-    for (int set = 0; set < 2; set++) {
-        const int *indices = set == 0 ? split->validation + calibration : split->holdout;
-        const float *scores = set == 0 ? normal_scores : anomalous_scores;
-        for (int i = 0; i < (set == 0 ? normal : anomalous); i++) {
-            bool flagged = scores[i] > threshold;
-            if (set == 0) normal_flagged += flagged;
-            else anomalous_flagged += flagged;
-            int label = l.data.data.labels[indices[i]];
-            used += (size_t)snprintf(csv + used, capacity - used, "%d,%s,%.6g,%d,%d\n", indices[i],
-                                     label >= 0 ? l.data.data.class_names[label] : "?", (double)scores[i], flagged, set);
-        }
-    }
-    if (!file_write_atomic(path, csv, used, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
-    free(csv);
-
-    float *fpr = xmalloc(sizeof(float) * (size_t)(normal + anomalous + 1));
-    float *tpr = xmalloc(sizeof(float) * (size_t)(normal + anomalous + 1));
-    double auc = autoencoder_roc(normal_scores, normal, anomalous_scores, anomalous, fpr, tpr);
+    write_anomaly_csv(s->common.out, &l, &a);
     PlotTarget target = {.dir = s->common.out, .term = (PlotTerm)s->common.plot_term};
-    char title[160];
-    snprintf(title, sizeof title, "ROC of reconstruction error as anomaly score (AUC %.3f)", auc);
-    float diagonal[2] = {0, 1};
-    PlotSeries roc[2] = {{.name = "autoencoder", .x = fpr, .y = tpr, .count = normal + anomalous + 1},
-                         {.name = "chance", .x = diagonal, .y = diagonal, .count = 2}};
-    PlotAxes roc_axes = {.title = title, .x_label = "false positive rate (normal images flagged)",
-                         .y_label = "true positive rate (anomalies flagged)"};
-    if (!plot_lines(&target, "roc", &roc_axes, roc, 2, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
-
-    enum { BINS = 40 };
-    float high = percentile_of(anomalous_scores, anomalous, 99.0f);
-    float top_normal = percentile_of(normal_scores, normal, 99.0f);
-    if (top_normal > high) high = top_normal;
-    float hx[2][BINS], hy[2][BINS], tx[2] = {threshold, threshold}, ty[2] = {0, 0};
-    histogram(normal_scores, normal, 0, high, BINS, hx[0], hy[0]);
-    histogram(anomalous_scores, anomalous, 0, high, BINS, hx[1], hy[1]);
-    for (int b = 0; b < BINS; b++) ty[1] = fmaxf(ty[1], fmaxf(hy[0][b], hy[1][b]));
-    char threshold_name[96];
-    snprintf(threshold_name, sizeof threshold_name, "threshold (%.0fth percentile of validation)", (double)s->percentile);
-    PlotSeries hist[3] = {{.name = "normal (held-in classes)", .x = hx[0], .y = hy[0], .count = BINS},
-                          {.name = "anomalous (held-out classes)", .x = hx[1], .y = hy[1], .count = BINS},
-                          {.name = threshold_name, .x = tx, .y = ty, .count = 2}};
-    PlotAxes hist_axes = {.title = "Reconstruction error per image (last bin: everything above)",
-                          .x_label = "squared reconstruction error", .y_label = "fraction of images"};
-    if (!plot_lines(&target, "anomaly_histogram", &hist_axes, hist, 3, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
-
+    double auc = plot_anomaly(&target, &a, s->percentile);
+    int normal_flagged = 0, anomalous_flagged = 0;
+    for (int i = 0; i < a.normal_count; i++) normal_flagged += a.normal[i] > a.threshold;
+    for (int i = 0; i < a.anomalous_count; i++) anomalous_flagged += a.anomalous[i] > a.threshold;
     printf("anomaly: threshold=%.4f auc=%.4f normal_flagged=%.4f anomalous_flagged=%.4f normal=%d anomalous=%d\n",
-           (double)threshold, auc, (double)normal_flagged / normal, (double)anomalous_flagged / anomalous, normal, anomalous);
-    free(calibration_scores), free(normal_scores), free(anomalous_scores), free(fpr), free(tpr);
+           (double)a.threshold, auc, (double)normal_flagged / a.normal_count,
+           (double)anomalous_flagged / a.anomalous_count, a.normal_count, a.anomalous_count);
+    free(a.calibration), free(a.normal), free(a.anomalous);
     loaded_free(&l);
     return 0;
 }
@@ -576,14 +619,7 @@ int main(int argc, char **argv) {
         return EXIT_USAGE_ERROR;
     }
     parse_settings(&s, argc, argv, from_checkpoint, options);
-    if (strcmp(command, "train") == 0) {
-        Error err;
-        char path[1200];
-        if (!make_directory(s.common.out, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
-        snprintf(path, sizeof path, "%s/config.txt", s.common.out);
-        if (!options_write_config(path, options, OPTION_COUNT, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
-        return autoencoder_train(&s);
-    }
+    if (strcmp(command, "train") == 0) return autoencoder_train(&s, options, OPTION_COUNT);
     if (strcmp(command, "bench") == 0) return autoencoder_bench(&s);
     if (strcmp(command, "parity") == 0) return autoencoder_parity(&s);
     if (strcmp(command, "eval") == 0) return command_eval(&s);

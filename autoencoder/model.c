@@ -1,14 +1,16 @@
 /* autoencoder/model.c: the architecture: config, parameters, forward pass,
- * losses, and the three ops the autoencoders add to the autograd.
+ * losses, and the four ops the autoencoders add to the autograd.
  *
  * Legend: B batch, D input features, Z code size, L encoder layers,
  * sizes[k] the width of layer k (sizes[0] = D, sizes[L] = Z).
  *
  * Reading order: config (layer list, metadata), parameters (build, init),
- * the custom ops (reparameterise, KL, L1: forward then backward), the
- * encoder, the decoder, the losses, the corruption of the dae.
+ * the custom ops (reparameterise, KL, L1, sigmoid + cross-entropy: each
+ * forward then its backward), the encoder, the decoder, the losses, the
+ * corruption of the dae.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,6 +255,91 @@ static void l1_backward(TapeEntry *entry) {
     }
 }
 
+/* ---- Sigmoid output and binary cross-entropy, fused ------------------------------ */
+
+/* exp(x) for x <= 0, in plain arithmetic that the compiler vectorizes (libm's
+ * expf is a function call per element, and this loss touches B*D of them).
+ * x = n ln2 + r with |r| <= ln2/2; exp(r) by its Taylor series to r^7
+ * (error below r^8/8! < 1e-8, under float's 6e-8); 2^n put straight into the
+ * exponent bits.  Below -87, exp(x) < 2^-125: clamped there, near 0. */
+static inline float exp_nonpositive(float x) {
+    const float LOG2E = 1.44269504f, LN2_HIGH = 0.693145752f, LN2_LOW = 1.42860677e-6f;
+    x = x < -87.0f ? -87.0f : x;
+    /* n = round(x / ln2): adding and removing 1.5 * 2^23 leaves no bits for
+     * a fraction, so it rounds to the nearest integer without a libm call. */
+    const float ROUND = 12582912.0f;
+    float n = (x * LOG2E + ROUND) - ROUND;
+    float r = (x - n * LN2_HIGH) - n * LN2_LOW; /* ln2 in two parts: r stays exact */
+    float p = 1.0f + r * (1.0f + r * (1.0f / 2 + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 +
+                                                       r * (1.0f / 720 + r * (1.0f / 5040)))))));
+    int32_t bits = ((int32_t)n + 127) << 23; /* the float 2^n */
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+/* log(1 + e) for e in [0, 1]: with s = e / (2 + e) in [0, 1/3],
+ * log(1 + e) = 2 atanh(s) = 2 (s + s^3/3 + s^5/5 + ...); seven terms leave
+ * an error under (1/9)^7 / 15 relative, and it stays accurate as e -> 0,
+ * where log(1 + e) computed as a log of the float 1 + e would lose e. */
+static inline float log1p_unit(float e) {
+    float s = e / (2.0f + e), s2 = s * s;
+    float series = 1.0f + s2 * (1.0f / 3 + s2 * (1.0f / 5 + s2 * (1.0f / 7 + s2 * (1.0f / 9 +
+                                                  s2 * (1.0f / 11 + s2 * (1.0f / 13))))));
+    return 2.0f * s * series;
+}
+
+static void sigmoid_bce_backward(TapeEntry *entry);
+
+/* Per image: sum over D of -[t log p + (1 - t) log(1 - p)], p = sigmoid(x),
+ * mean over the B rows; computed from the logits as
+ *   max(x, 0) - x t + log(1 + exp(-|x|)),
+ * which never takes the log of 0 nor the exp of a large number.  The same
+ * exp(-|x|) gives p: 1 / (1 + e) for x >= 0, e / (1 + e) below.  p (B, D)
+ * is returned in *probabilities and saved for backward. */
+static Tensor *sigmoid_bce(Graph *g, Tensor *logits, const Tensor *target, Tensor **probabilities) {
+    tensor_check_shapes(tensor_same_shape(logits, target), "sigmoid_bce", logits, target,
+                        "logits and target must have the same shape");
+    bool grad = graph_needs_grad(g, logits, NULL, NULL);
+    Tensor *p = tensor_new(g, logits->ndim, logits->shape, false); /* (B, D) */
+    p->name = "sigmoid";
+    float *terms = arena_alloc(&g->arena, sizeof(float) * (size_t)logits->numel); /* (B*D) */
+    const float *x = logits->data, *t = target->data;
+    for (int i = 0; i < logits->numel; i++) { /* vectorized: no calls, no branches */
+        float e = exp_nonpositive(-fabsf(x[i]));
+        float inverse = 1.0f / (1.0f + e);
+        p->data[i] = x[i] >= 0 ? inverse : e * inverse;
+        terms[i] = (x[i] > 0 ? x[i] : 0.0f) - x[i] * t[i] + log1p_unit(e);
+    }
+    /* Summed in double, in eight interleaved partial sums (independent
+     * additions the processor overlaps, and the compiler vectorizes), then
+     * added up in order: the same total on every run and thread count. */
+    double partial[8] = {0};
+    int i = 0;
+    for (; i + 8 <= logits->numel; i += 8)
+        for (int j = 0; j < 8; j++) partial[j] += terms[i + j];
+    double total = 0.0;
+    for (; i < logits->numel; i++) total += terms[i];
+    for (int j = 0; j < 8; j++) total += partial[j];
+    Tensor *out = tensor_of(g, grad, 1, 1); /* (1) */
+    out->name = "sigmoid_bce";
+    out->data[0] = (float)(total / logits->shape[0]);
+    if (grad) graph_record_custom(g, "sigmoid_bce", sigmoid_bce_backward, out, logits, (Tensor *)target, p);
+    graph_check_finite(g, "sigmoid_bce", out);
+    *probabilities = p;
+    return out;
+}
+
+/* dL/dx = (p - t) / B: the sigmoid's derivative p (1 - p) cancels against
+ * the cross-entropy's 1 / (p (1 - p)), which is why the two are fused. */
+static void sigmoid_bce_backward(TapeEntry *entry) {
+    Tensor *logits = entry->inputs[0];
+    const float *t = entry->inputs[1]->data, *p = entry->inputs[2]->data;
+    float scale = entry->out->grad[0] / (float)logits->shape[0];
+    float *dx = logits->grad;
+    for (int i = 0; i < logits->numel; i++) dx[i] += scale * (p[i] - t[i]);
+}
+
 /* ==== Encoder and decoder ======================================================== */
 
 static Tensor *activate(Graph *g, AutoencoderActivation activation, Tensor *x) {
@@ -301,13 +388,16 @@ Tensor *autoencoder_decode(Graph *g, const Autoencoder *model, Tensor *z) {
 /* ==== Losses ======================================================================== */
 
 /* Reconstruction loss per image: sum over the D features, mean over the
- * batch.  op_bce_with_logits and op_mse average over all B*D elements, so
- * multiplying by D turns their mean into a per-image sum. */
-static Tensor *reconstruction_loss(Graph *g, AutoencoderOutput output, Tensor *logits, Tensor *target) {
+ * batch.  Sigmoid outputs: the fused sigmoid_bce, which also gives the
+ * reconstruction p = sigmoid(logits).  Linear outputs: op_mse averages over
+ * all B*D elements, so multiplying by D turns its mean into a per-image sum,
+ * and the reconstruction is the logits themselves. */
+static Tensor *reconstruction_loss(Graph *g, AutoencoderOutput output, Tensor *logits, Tensor *target,
+                                   Tensor **reconstruction) {
+    if (output == OUTPUT_SIGMOID_BCE) return sigmoid_bce(g, logits, target, reconstruction);
+    *reconstruction = logits;
     float D = (float)logits->shape[logits->ndim - 1];
-    Tensor *mean = output == OUTPUT_SIGMOID_BCE ? op_bce_with_logits(g, logits, target)
-                                                : op_mse(g, logits, target);
-    return op_scale(g, mean, D); /* (1) */
+    return op_scale(g, op_mse(g, logits, target), D); /* (1) */
 }
 
 AutoencoderPass autoencoder_forward(Graph *g, const Autoencoder *model, Tensor *input,
@@ -319,8 +409,7 @@ AutoencoderPass autoencoder_forward(Graph *g, const Autoencoder *model, Tensor *
     if (c->kind == AUTOENCODER_VAE && eps != NULL)
         pass.z = autoencoder_op_reparameterize(g, pass.mu, pass.logvar, eps);
     pass.logits = autoencoder_decode(g, model, pass.z); /* (B, D) */
-    pass.reconstruction = c->output == OUTPUT_SIGMOID_BCE ? op_sigmoid(g, pass.logits) : pass.logits;
-    pass.recon_loss = reconstruction_loss(g, c->output, pass.logits, target);
+    pass.recon_loss = reconstruction_loss(g, c->output, pass.logits, target, &pass.reconstruction);
     pass.loss = pass.recon_loss;
     if (c->kind == AUTOENCODER_VAE) {
         pass.kl = autoencoder_op_kl(g, pass.mu, pass.logvar);

@@ -111,16 +111,25 @@ void autoencoder_plot_latent(Graph *g, const Autoencoder *model, const Autoencod
         snprintf(title, sizeof title, "Latent space: the %d-D codes", Z);
     }
     float *x = xmalloc(sizeof(float) * (size_t)count), *y = xmalloc(sizeof(float) * (size_t)count);
+    /* Only the classes present get a colour and a legend entry (held-out
+     * classes are absent), numbered in order: plot ids (B). */
+    int plot_id[AUTOENCODER_MAX_CLASSES], shown = 0;
+    const char *names[AUTOENCODER_MAX_CLASSES];
     bool labelled = data->class_count > 0;
+    for (int k = 0; k < AUTOENCODER_MAX_CLASSES; k++) plot_id[k] = -1;
+    for (int b = 0; b < count; b++) {
+        int label = data->labels[indices[b]];
+        if (label < 0 || label >= data->class_count) labelled = false;
+        else if (plot_id[label] < 0) plot_id[label] = 0;
+    }
+    for (int k = 0; labelled && k < data->class_count; k++)
+        if (plot_id[k] == 0) names[shown] = data->class_names[k], plot_id[k] = shown++;
     for (int b = 0; b < count; b++) {
         x[b] = xy[2 * b], y[b] = xy[2 * b + 1];
-        classes[b] = data->labels[indices[b]];
-        if (classes[b] < 0 || classes[b] >= data->class_count) labelled = false;
+        classes[b] = labelled ? plot_id[data->labels[indices[b]]] : 0;
     }
-    const char *names[AUTOENCODER_MAX_CLASSES];
-    for (int k = 0; k < data->class_count; k++) names[k] = data->class_names[k];
     ScatterData scatter = {.count = count, .x = x, .y = y, .classes = labelled ? classes : NULL,
-                           .class_count = labelled ? data->class_count : 0, .class_names = labelled ? names : NULL};
+                           .class_count = labelled ? shown : 0, .class_names = labelled ? names : NULL};
     PlotAxes axes = {.title = title, .x_label = Z > 2 ? "PC 1" : "z_1", .y_label = Z > 2 ? "PC 2" : "z_2"};
     Error err;
     plot_or_exit(plot_scatter(target, "latent", &axes, &scatter, &err), &err);

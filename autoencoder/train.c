@@ -290,7 +290,7 @@ static void plot_all(Graph *g, const AutoencoderSettings *s, const Autoencoder *
     }
 }
 
-int autoencoder_train(AutoencoderSettings *s) {
+int autoencoder_train(AutoencoderSettings *s, const Option *options, int option_count) {
     Error err;
     threads_set(s->common.threads);
     AutoencoderData d;
@@ -308,7 +308,10 @@ int autoencoder_train(AutoencoderSettings *s) {
         autoencoder_data_free(&d);
         return EXIT_USAGE_ERROR;
     }
+    char path[2048];
     if (!make_directory(s->common.out, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
+    snprintf(path, sizeof path, "%s/config.txt", s->common.out);
+    if (!options_write_config(path, options, option_count, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
 
     Autoencoder model;
     autoencoder_build(&model, &s->model);
@@ -336,7 +339,6 @@ int autoencoder_train(AutoencoderSettings *s) {
     };
     int eval_count = d.split.validation_count < s->eval_images ? d.split.validation_count : s->eval_images;
 
-    char path[2048];
     snprintf(path, sizeof path, "%s/metrics.csv", s->common.out);
     MetricsLog log;
     if (!metrics_open(&log, path, METRICS_HEADER, s->common.resume, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);

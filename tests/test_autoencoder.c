@@ -423,6 +423,19 @@ START_TEST(test_program_commands) {
     }
     snprintf(path, sizeof path, "%s/run/reconstruction.png", dir);
     ck_assert(access(path, R_OK) == 0);
+    snprintf(args, sizeof args, "anomaly --input %s/run/reconstruction.pgm --out %s/run", dir, dir);
+    ck_assert_msg(run_program(dir, args, message, sizeof message) == 0, "anomaly --input: %s", message);
+    snprintf(path, sizeof path, "%s/stdout.txt", dir);
+    out = (char *)read_bytes(path, &size);
+    out[size] = '\0';
+    ck_assert_msg(strstr(out, "anomaly: input=") && strstr(out, "anomalous="), "%s", out);
+    free(out);
+    /* sample needs a vae: an ae checkpoint gets a clear error. */
+    snprintf(args, sizeof args, "%s --model ae --steps 2 --out %s/ae", TINY_RUN, dir);
+    ck_assert_msg(run_program(dir, args, message, sizeof message) == 0, "%s", message);
+    snprintf(args, sizeof args, "sample --out %s/ae", dir);
+    ck_assert_int_eq(run_program(dir, args, message, sizeof message), 1);
+    ck_assert_msg(strstr(message, "needs a vae") != NULL, "%s", message);
     snprintf(path, sizeof path, "%s/run/denoise-denoised.pgm", dir);
     float *pixels;
     int h, w;
@@ -613,8 +626,8 @@ START_TEST(test_bad_files_are_rejected) {
 }
 END_TEST
 
-/* The program exits non-zero with one line naming the file, and leaves no
- * checkpoint behind. */
+/* The program exits non-zero with one line naming the file, and leaves
+ * nothing behind: the run directory is made only once the data has loaded. */
 START_TEST(test_program_rejects_bad_data) {
     char dir[512], args[2048], message[2048];
     snprintf(dir, sizeof dir, "%s", test_temp_dir("ae-badprog"));
@@ -631,8 +644,9 @@ START_TEST(test_program_rejects_bad_data) {
     ck_assert_msg(strstr(message, labels) && strstr(message, "10 labels for 20 images"), "%s", message);
     ck_assert_msg(strchr(message, '\n') == strrchr(message, '\n'), "more than one line: %s", message);
     char path[700];
+    snprintf(path, sizeof path, "%s/run", dir);
+    ck_assert_msg(access(path, F_OK) != 0, "a failed run left %s behind", path);
     snprintf(path, sizeof path, "%s/run/model.safetensors", dir);
-    ck_assert(access(path, F_OK) != 0);
     /* A usage error: the layers do not fit the images. */
     snprintf(args, sizeof args, "%s --data %s --layers 784,32 --out %s/run", TINY_RUN, images, dir);
     ck_assert_int_eq(run_program(dir, args, message, sizeof message), 2);
