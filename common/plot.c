@@ -591,9 +591,12 @@ static void put_point_labels(FILE *gp, const ScatterData *data) {
 static void write_scatter_script(FILE *gp, const ScatterData *data, int classes) {
     put_class_linetypes(gp);
     fputs("set border 3\nset tics nomirror out\nset key outside right top\n", gp);
-    /* Filled circles in the PNG; on the dumb terminal point type k is the
-     * letter A, B, C..., and the background is drawn in lower case. */
-    fputs("point_type(k) = (tz_term eq \"png\") ? 7 : (k % 26) + 1\n", gp);
+    /* In the PNG, classes 0-9 are filled circles in the ten colours, 10-19
+     * squares and 20+ triangles in the same colours, so no two classes look
+     * alike; on the dumb terminal point type k is the letter A, B, C..., and
+     * the background is drawn in lower case. */
+    fputs("point_type(k) = (tz_term eq \"png\") ? (k < 10 ? 7 : (k < 20 ? 5 : 9)) : (k % 26) + 1\n",
+          gp);
     fputs("region_letter(k) = substr('abcdefghijklmnopqrstuvwxyz', int(k) % 26 + 1, "
           "int(k) % 26 + 1)\n", gp);
     if (data->point_labels != NULL) put_point_labels(gp, data);
