@@ -14,25 +14,22 @@
  *   o_i  = sum_j p_ij v_j                      weighted values    (T, D)
  * and head h's o is written to columns h*D..h*D+D-1 of out (B, T, C).
  *
- * Why one fused op rather than matmul + softmax + matmul from common/:
- *   - Q, K and V are read in place from the qkv projection with strides,
- *     so no (B, H, T, D) copies are made, forward or backward;
- *   - masked keys are never computed at all (the causal half of the scores);
- *   - the (b, h) pairs are independent, so they are shared out between
- *     threads, each writing its own slice of out (and of dqkv in backward):
- *     the result is identical for any number of threads.
- * Scores need dot products q_i . k_j, whose sum over d the compiler cannot
- * vectorise without reordering it.  So each (b, h) first copies its keys
- * transposed, kt (D, T); then the scores of row i are accumulated as
- *   s[j] += q_i[d] * kt[d][j]  for d = 0..D-1, over all j at once,
- * whose inner loop over j is plain vector code.  Backward does the same
- * with the values for dp_ij = do_i . v_j.
+ * Why one fused op rather than op_matmul + op_softmax + op_matmul:
+ *   - Q, K and V are read in place from the qkv projection: head h's q is
+ *     the (T, D) matrix at column h*D with row stride 3C, which matmul()
+ *     takes as it is (lda = 3C), so no (B, H, T, D) copies are made, forward
+ *     or backward, and the heads' outputs land in their columns of out;
+ *   - the mask is applied inside the softmax loop, without a mask tensor;
+ *   - the batch rows are independent, so they are shared out between
+ *     threads, each writing its own slice of out (and of dqkv in backward);
+ *     matmul() called from inside that loop runs on the calling thread, and
+ *     is deterministic: the result is identical for any number of threads.
+ * The scores are computed for every (i, j), also the masked half of the
+ * causal case: skipping it would halve the work of two small products but
+ * break them into ragged pieces that the matmul kernel handles far worse.
  */
 #include <math.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "fastmath.h"
 #include "matmul.h"
@@ -43,14 +40,6 @@
 #else
 #define OMP(directive)
 #endif
-
-static int thread_index(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
 
 /* The sizes of one call, unpacked from the tensors. */
 typedef struct {
@@ -65,64 +54,41 @@ static int visible_keys(const AttentionShape *s, int b, int i) {
     return s->causal && i + 1 < length ? i + 1 : length;
 }
 
-/* y[0..n) += a x[0..n).  `restrict` promises the compiler that x and y do
- * not overlap, which is what lets it vectorise the loop. */
-static inline void axpy(int n, float a, const float *restrict x, float *restrict y) {
-    for (int i = 0; i < n; i++) y[i] += a * x[i];
+/* Softmax of row i of the scores in place, over its n visible keys; the
+ * hidden ones (the mask) get probability 0. */
+static void softmax_row(float *p, int n, int T, float scale) {
+    for (int j = 0; j < n; j++) p[j] *= scale;
+    float highest = max_fast(p, n);
+    for (int j = 0; j < n; j++) p[j] = exp_fast(p[j] - highest);
+    float inverse = 1.0f / sum_fast(p, n);
+    for (int j = 0; j < n; j++) p[j] *= inverse;
+    for (int j = n; j < T; j++) p[j] = 0.0f;
 }
 
-/* Copies the head's rows out of the (strided) projection:
- * x rows of stride `stride` -> packed (T, D), or transposed (D, T). */
-static void pack_head(const float *x, int T, int D, int stride, float *restrict packed) {
-    for (int t = 0; t < T; t++) memcpy(packed + (size_t)t * D, x + (size_t)t * stride, (size_t)D * sizeof(float));
-}
-
-static void pack_head_transposed(const float *x, int T, int D, int stride, float *restrict xt) {
-    for (int t = 0; t < T; t++)
-        for (int d = 0; d < D; d++) xt[(size_t)d * T + t] = x[(size_t)t * stride + d];
-}
-
-/* Scratch floats one thread needs for one (b, h), forward or backward. */
-static size_t scratch_floats(int T, int D) { return (size_t)7 * T * D + 2 * (size_t)T + D; }
-
-/* Forward for one (b, h): fills probabilities (T, T) and the head's columns
- * of out.  q, k, v point at the head's first column in row 0 of batch row b;
- * out at the head's first column of row 0. */
-static void attention_head_forward(const AttentionShape *s, int b, const float *q, const float *k,
-                                   const float *v, float *out, float *probabilities,
-                                   float *scratch) {
-    int T = s->T, D = s->D, stride = 3 * s->C;
+/* Forward for batch row b, all heads: probabilities (H, T, T) and out.
+ * qkv points at row b's (T, 3C) block, out at its (T, C) block.  Head h's
+ * q, k, v are the matrices starting at columns h*D, C + h*D, 2C + h*D with
+ * row stride 3C: matmul reads them in place, one head per batch item. */
+static void attention_row_forward(const AttentionShape *s, int b, const float *qkv, float *out,
+                                  float *probabilities) {
+    int T = s->T, D = s->D, C = s->C, H = s->H;
+    /* S = Q K^T, (T, D) @ (D, T) per head */
+    MatmulSpec scores = {.batch = H, .M = T, .N = T, .K = D,
+                         .A = qkv, .lda = 3 * C, .stride_a = D,
+                         .B = qkv + C, .ldb = 3 * C, .stride_b = D, .transpose_b = true,
+                         .C = probabilities, .ldc = T, .stride_c = (long)T * T};
+    matmul(&scores);
+    /* P = softmax(S / sqrt(D)) under the mask */
     float scale = 1.0f / sqrtf((float)D);
-    float *kt = scratch;                     /* (D, T) keys, transposed */
-    float *vp = kt + (size_t)D * T;          /* (T, D) values, packed   */
-    float *o = vp + (size_t)T * D;           /* (D) one output row      */
-    pack_head_transposed(k, T, D, stride, kt);
-    pack_head(v, T, D, stride, vp);
-    for (int i = 0; i < T; i++) {
-        const float *qi = q + (size_t)i * stride;
-        float *p = probabilities + (size_t)i * T; /* (T) row i */
-        int n = visible_keys(s, b, i);
-        /* s_ij = q_i . k_j / sqrt(D) for the visible keys only, as
-         * sum over d of q_i[d] * kt[d][0..n): vector code over j */
-        for (int j = 0; j < n; j++) p[j] = 0.0f;
-        for (int d = 0; d < D; d++) axpy(n, qi[d], kt + (size_t)d * T, p);
-        /* softmax over j; the hidden keys (the mask) get probability 0 */
-        float highest = -INFINITY;
-        for (int j = 0; j < n; j++) {
-            p[j] *= scale;
-            highest = p[j] > highest ? p[j] : highest;
-        }
-        for (int j = 0; j < n; j++) p[j] = exp_fast(p[j] - highest); /* vectorised */
-        float total = 0.0f;
-        for (int j = 0; j < n; j++) total += p[j];
-        float inverse = 1.0f / total;
-        for (int j = 0; j < n; j++) p[j] *= inverse;
-        for (int j = n; j < T; j++) p[j] = 0.0f;
-        /* o_i = sum_j p_ij v_j */
-        for (int d = 0; d < D; d++) o[d] = 0.0f;
-        for (int j = 0; j < n; j++) axpy(D, p[j], vp + (size_t)j * D, o);
-        memcpy(out + (size_t)i * s->C, o, (size_t)D * sizeof(float));
-    }
+    for (int h = 0; h < H; h++)
+        for (int i = 0; i < T; i++)
+            softmax_row(probabilities + ((size_t)h * T + i) * T, visible_keys(s, b, i), T, scale);
+    /* O = P V, (T, T) @ (T, D) per head, into the head's columns of out */
+    MatmulSpec values = {.batch = H, .M = T, .N = D, .K = T,
+                         .A = probabilities, .lda = T, .stride_a = (long)T * T,
+                         .B = qkv + 2 * C, .ldb = 3 * C, .stride_b = D,
+                         .C = out, .ldc = C, .stride_c = D};
+    matmul(&values);
 }
 
 static void attention_backward(TapeEntry *entry);
@@ -135,8 +101,8 @@ Tensor *transformer_attention(Graph *g, Tensor *qkv, int heads, bool causal, con
                         .H = heads, .causal = causal};
     s.D = s.C / heads;
     bool grad = graph_needs_grad(g, qkv, NULL, NULL);
-    Tensor *out = tensor_of(g, grad, 3, s.B, s.T, s.C); /* (B, T, C) */
-    out->name = "attention";
+    Tensor *out = transformer_output_tensor(g, 3, (const int[]){s.B, s.T, s.C}, grad,
+                                            "attention"); /* (B, T, C) */
     int *kept_lengths = NULL; /* (B) a copy: the caller's buffer may change before backward */
     if (lengths) {
         kept_lengths = arena_alloc(&g->arena, (size_t)s.B * sizeof(int));
@@ -148,21 +114,15 @@ Tensor *transformer_attention(Graph *g, Tensor *qkv, int heads, bool causal, con
     }
     s.lengths = kept_lengths;
     int threads = threads_get();
-    size_t per_thread = scratch_floats(s.T, s.D);
-    /* probabilities (B, H, T, T), then each thread's scratch */
-    float *saved = arena_alloc(&g->arena, ((size_t)s.B * s.H * s.T * s.T + threads * per_thread) *
-                                              sizeof(float));
-    float *probabilities = saved, *scratch = saved + (size_t)s.B * s.H * s.T * s.T;
-    int pairs = s.B * s.H;
+    /* probabilities (B, H, T, T), then the backward's scratch: dP (B, H, T, T) */
+    size_t maps = (size_t)s.B * s.H * s.T * s.T;
+    float *saved = arena_alloc(&g->arena, (grad ? 2 : 1) * maps * sizeof(float));
+    float *probabilities = saved;
     OMP("omp parallel for num_threads(threads) schedule(static)")
-    for (int pair = 0; pair < pairs; pair++) {
-        int b = pair / s.H, h = pair % s.H;
-        const float *row0 = qkv->data + (size_t)b * s.T * 3 * s.C + h * s.D;
-        attention_head_forward(&s, b, row0, row0 + s.C, row0 + 2 * s.C,
-                               out->data + (size_t)b * s.T * s.C + h * s.D,
-                               probabilities + (size_t)pair * s.T * s.T,
-                               scratch + (size_t)thread_index() * per_thread);
-    }
+    for (int b = 0; b < s.B; b++)
+        attention_row_forward(&s, b, qkv->data + (size_t)b * s.T * 3 * s.C,
+                              out->data + (size_t)b * s.T * s.C,
+                              probabilities + (size_t)b * s.H * s.T * s.T);
     if (grad) {
         TapeEntry *entry = graph_record_custom(g, "attention", attention_backward, out, qkv, NULL,
                                                NULL);
@@ -177,55 +137,53 @@ Tensor *transformer_attention(Graph *g, Tensor *qkv, int heads, bool causal, con
     return out;
 }
 
-/* Backward for one (b, h).  With do_i the gradient of o_i:
- *   dv_j  += sum_i p_ij do_i                        (o is linear in v)
- *   dp_ij  = do_i . v_j
- *   ds_ij  = p_ij (dp_ij - sum_j' p_ij' dp_ij')     (softmax backward)
- *   dq_i  += sum_j ds_ij k_j / sqrt(D)
- *   dk_j  += sum_i ds_ij q_i / sqrt(D)
- * Masked keys have p_ij = 0, hence ds_ij = 0: no gradient reaches them.
- * The head's q, k, v and do are first packed into the thread's scratch, and
- * dq, dk, dv summed there, then added into dqkv: contiguous, non-aliasing
- * rows that the compiler can vectorise. */
-static void attention_head_backward(const AttentionShape *s, int b, const float *qkv,
-                                    float *dqkv, const float *dout, const float *probabilities,
-                                    float *scratch) {
-    int T = s->T, D = s->D, stride = 3 * s->C, C = s->C;
-    size_t TD = (size_t)T * D;
+/* Backward for batch row b, all heads.  With dO the gradient of O:
+ *   dV  += P^T dO                                (O is linear in V)
+ *   dP   = dO V^T
+ *   dS   = P * (dP - rowsum(P * dP))             (softmax backward, per row)
+ *   dQ  += dS K / sqrt(D)
+ *   dK  += dS^T Q / sqrt(D)
+ * Masked keys have P = 0, hence dS = 0: no gradient reaches them.  Every
+ * product reads and writes the heads' columns of qkv and dqkv in place. */
+static void attention_row_backward(const AttentionShape *s, int b, const float *qkv, float *dqkv,
+                                   const float *dout, const float *probabilities, float *dp) {
+    int T = s->T, D = s->D, C = s->C, H = s->H;
     float scale = 1.0f / sqrtf((float)D);
-    float *qp = scratch, *kp = qp + TD, *vt = kp + TD, *dop = vt + TD; /* (T, D), vt (D, T) */
-    float *dq = dop + TD, *dk = dq + TD, *dv = dk + TD;                /* (T, D) each       */
-    float *dp = dv + TD, *ds = dp + T;                                 /* (T) each          */
-    pack_head(qkv, T, D, stride, qp);
-    pack_head(qkv + C, T, D, stride, kp);
-    pack_head_transposed(qkv + 2 * C, T, D, stride, vt);
-    pack_head(dout, T, D, C, dop);
-    memset(dq, 0, 3 * TD * sizeof(float));
-    for (int i = 0; i < T; i++) {
-        const float *p = probabilities + (size_t)i * T, *doi = dop + (size_t)i * D;
-        int n = visible_keys(s, b, i);
-        /* dp_ij = do_i . v_j, vectorised over j as in the forward */
-        for (int j = 0; j < n; j++) dp[j] = 0.0f;
-        for (int d = 0; d < D; d++) axpy(n, doi[d], vt + (size_t)d * T, dp);
-        float dot = 0.0f; /* sum_j p_ij dp_ij */
-        for (int j = 0; j < n; j++) dot += p[j] * dp[j];
-        for (int j = 0; j < n; j++) ds[j] = p[j] * (dp[j] - dot) * scale; /* ds_ij / sqrt(D) */
-        float *dqi = dq + (size_t)i * D;
-        const float *qi = qp + (size_t)i * D;
-        for (int j = 0; j < n; j++) {
-            axpy(D, ds[j], kp + (size_t)j * D, dqi);
-            axpy(D, ds[j], qi, dk + (size_t)j * D);
-            axpy(D, p[j], doi, dv + (size_t)j * D);
+    long TT = (long)T * T;
+    /* dV += P^T dO:  (T, T)^T @ (T, D) */
+    MatmulSpec dv = {.batch = H, .M = T, .N = D, .K = T,
+                     .A = probabilities, .lda = T, .stride_a = TT, .transpose_a = true,
+                     .B = dout, .ldb = C, .stride_b = D,
+                     .C = dqkv + 2 * C, .ldc = 3 * C, .stride_c = D, .accumulate = true};
+    matmul(&dv);
+    /* dP = dO V^T:  (T, D) @ (D, T) */
+    MatmulSpec dprob = {.batch = H, .M = T, .N = T, .K = D,
+                        .A = dout, .lda = C, .stride_a = D,
+                        .B = qkv + 2 * C, .ldb = 3 * C, .stride_b = D, .transpose_b = true,
+                        .C = dp, .ldc = T, .stride_c = TT};
+    matmul(&dprob);
+    /* dS / sqrt(D), in place of dP */
+    for (int h = 0; h < H; h++)
+        for (int i = 0; i < T; i++) {
+            const float *p = probabilities + h * TT + (size_t)i * T;
+            float *ds = dp + h * TT + (size_t)i * T;
+            int n = visible_keys(s, b, i);
+            float dot = dot_fast(p, ds, n); /* sum_j p_ij dp_ij */
+            for (int j = 0; j < n; j++) ds[j] = p[j] * (ds[j] - dot) * scale;
+            for (int j = n; j < T; j++) ds[j] = 0.0f;
         }
-    }
-    for (int t = 0; t < T; t++) {
-        float *row = dqkv + (size_t)t * stride;
-        for (int d = 0; d < D; d++) {
-            row[d] += dq[(size_t)t * D + d];
-            row[C + d] += dk[(size_t)t * D + d];
-            row[2 * C + d] += dv[(size_t)t * D + d];
-        }
-    }
+    /* dQ += dS K:  (T, T) @ (T, D) */
+    MatmulSpec dq = {.batch = H, .M = T, .N = D, .K = T,
+                     .A = dp, .lda = T, .stride_a = TT,
+                     .B = qkv + C, .ldb = 3 * C, .stride_b = D,
+                     .C = dqkv, .ldc = 3 * C, .stride_c = D, .accumulate = true};
+    matmul(&dq);
+    /* dK += dS^T Q:  (T, T)^T @ (T, D) */
+    MatmulSpec dk = {.batch = H, .M = T, .N = D, .K = T,
+                     .A = dp, .lda = T, .stride_a = TT, .transpose_a = true,
+                     .B = qkv, .ldb = 3 * C, .stride_b = D,
+                     .C = dqkv + C, .ldc = 3 * C, .stride_c = D, .accumulate = true};
+    matmul(&dk);
 }
 
 static void attention_backward(TapeEntry *entry) {
@@ -234,19 +192,16 @@ static void attention_backward(TapeEntry *entry) {
                         .H = entry->int_args[0], .causal = entry->int_args[1] != 0,
                         .lengths = entry->indices};
     s.D = s.C / s.H;
-    int threads = entry->int_args[2];
-    size_t per_thread = scratch_floats(s.T, s.D);
+    int threads = entry->int_args[2]; /* as many as the forward used */
+    (void)threads;                    /* (unused without OpenMP) */
+    size_t maps = (size_t)s.B * s.H * s.T * s.T, per_row = (size_t)s.H * s.T * s.T;
     const float *probabilities = entry->saved;
-    float *scratch = entry->saved + (size_t)s.B * s.H * s.T * s.T;
-    int pairs = s.B * s.H;
+    float *dp = entry->saved + maps;
     OMP("omp parallel for num_threads(threads) schedule(static)")
-    for (int pair = 0; pair < pairs; pair++) {
-        int b = pair / s.H, h = pair % s.H;
-        size_t qkv_offset = (size_t)b * s.T * 3 * s.C + h * s.D;
-        size_t out_offset = (size_t)b * s.T * s.C + h * s.D;
-        attention_head_backward(&s, b, qkv->data + qkv_offset, qkv->grad + qkv_offset,
-                                out->grad + out_offset, probabilities + (size_t)pair * s.T * s.T,
-                                scratch + (size_t)thread_index() * per_thread);
+    for (int b = 0; b < s.B; b++) {
+        size_t qkv_offset = (size_t)b * s.T * 3 * s.C, out_offset = (size_t)b * s.T * s.C;
+        attention_row_backward(&s, b, qkv->data + qkv_offset, qkv->grad + qkv_offset,
+                               out->grad + out_offset, probabilities + b * per_row, dp + b * per_row);
     }
 }
 
@@ -264,23 +219,19 @@ void transformer_attention_cached(const float *qkv, float *keys, float *values, 
     float p[TRANSFORMER_MAX_CONTEXT]; /* (n) one head's probabilities */
     for (int h = 0; h < heads; h++) {
         const float *q = qkv + h * D;
-        float highest = -INFINITY;
-        for (int j = 0; j < n; j++) {
+        for (int j = 0; j < n; j++) { /* s_j = q . k_j / sqrt(D) */
             const float *kj = keys + (size_t)j * C + h * D;
             float dot = 0.0f;
             for (int d = 0; d < D; d++) dot += q[d] * kj[d];
             p[j] = dot * scale;
-            highest = p[j] > highest ? p[j] : highest;
         }
-        float total = 0.0f;
-        for (int j = 0; j < n; j++) {
-            p[j] = exp_fast(p[j] - highest);
-            total += p[j];
-        }
+        float highest = max_fast(p, n);
+        for (int j = 0; j < n; j++) p[j] = exp_fast(p[j] - highest);
+        float inverse = 1.0f / sum_fast(p, n);
         float *o = out + h * D;
         for (int d = 0; d < D; d++) o[d] = 0.0f;
         for (int j = 0; j < n; j++) {
-            float pj = p[j] / total;
+            float pj = p[j] * inverse;
             if (probabilities) probabilities[(size_t)h * n + j] = pj;
             const float *vj = values + (size_t)j * C + h * D;
             for (int d = 0; d < D; d++) o[d] += pj * vj[d];

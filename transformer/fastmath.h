@@ -48,14 +48,62 @@ static inline float exp_fast(float x) {
     return x < -87.0f ? 0.0f : p * two_k;
 }
 
-static inline float erf_fast(float x) {
+/* erf(x) given exp(-x^2), for a caller that has it already. */
+static inline float erf_from_exp(float x, float exp_minus_x2) {
     const float p = 0.3275911f, a1 = 0.254829592f, a2 = -0.284496736f, a3 = 1.421413741f,
                 a4 = -1.453152027f, a5 = 1.061405429f;
-    float ax = fabsf(x);
-    float t = 1.0f / (1.0f + p * ax);
+    float t = 1.0f / (1.0f + p * fabsf(x));
     float poly = ((((a5 * t + a4) * t + a3) * t + a2) * t + a1) * t;
-    float y = 1.0f - poly * exp_fast(-ax * ax);
+    float y = 1.0f - poly * exp_minus_x2;
     return x < 0 ? -y : y;
+}
+
+static inline float erf_fast(float x) { return erf_from_exp(x, exp_fast(-x * x)); }
+
+/* Sums in a fixed order that the compiler can vectorise: LANES running
+ * partial sums (lane k takes elements k, k + LANES, ...), added together at
+ * the end.  A plain `total += x[i]` loop is one long chain of dependent
+ * additions that C forbids reordering; this order is just as deterministic
+ * (it depends on n only, never on threads) and LANES times shorter. */
+enum { LANES = 16 };
+
+static inline float lanes_total(const float *lanes) {
+    float total = 0.0f;
+    for (int k = 0; k < LANES; k++) total += lanes[k];
+    return total;
+}
+
+/* the largest of x[0..n), n >= 1 */
+static inline float max_fast(const float *restrict x, int n) {
+    float lanes[LANES];
+    for (int k = 0; k < LANES; k++) lanes[k] = x[0];
+    int blocked = n - n % LANES;
+    for (int i = 0; i < blocked; i += LANES)
+        for (int k = 0; k < LANES; k++) lanes[k] = x[i + k] > lanes[k] ? x[i + k] : lanes[k];
+    for (int i = blocked; i < n; i++) lanes[0] = x[i] > lanes[0] ? x[i] : lanes[0];
+    float highest = lanes[0];
+    for (int k = 1; k < LANES; k++) highest = lanes[k] > highest ? lanes[k] : highest;
+    return highest;
+}
+
+/* sum of x[0..n) */
+static inline float sum_fast(const float *restrict x, int n) {
+    float lanes[LANES] = {0};
+    int blocked = n - n % LANES;
+    for (int i = 0; i < blocked; i += LANES)
+        for (int k = 0; k < LANES; k++) lanes[k] += x[i + k];
+    for (int i = blocked; i < n; i++) lanes[i - blocked] += x[i];
+    return lanes_total(lanes);
+}
+
+/* sum of x[i] y[i] over [0, n) */
+static inline float dot_fast(const float *restrict x, const float *restrict y, int n) {
+    float lanes[LANES] = {0};
+    int blocked = n - n % LANES;
+    for (int i = 0; i < blocked; i += LANES)
+        for (int k = 0; k < LANES; k++) lanes[k] += x[i + k] * y[i + k];
+    for (int i = blocked; i < n; i++) lanes[i - blocked] += x[i] * y[i];
+    return lanes_total(lanes);
 }
 
 #endif

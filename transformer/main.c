@@ -4,6 +4,7 @@
  *   bin/transformer eval     [options]   validation loss and accuracy of a checkpoint
  *   bin/transformer generate [options]   continue a prompt (GPT checkpoints)
  *   bin/transformer fill     [options]   predict the <mask> tokens (BERT checkpoints)
+ *   bin/transformer classify [options]   the sentiment of a sentence (BERT classifiers)
  *   bin/transformer plot     [options]   attention maps, positions, embeddings, curves
  *   bin/transformer bench    [options]   training and generation speed
  *   bin/transformer <command> --help     every option with its default
@@ -14,7 +15,9 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "matmul.h"
@@ -158,7 +161,7 @@ static int command_train(int argc, char **argv) {
     count += model_options(&s, options + count);
     count += training_options(&s, options + count);
     options_parse_or_exit(argc, argv, 2, options, count,
-                          "usage: transformer train [options]\n"
+                          "transformer train [options]\n"
                           "Trains a GPT- or BERT-style transformer; writes metrics.csv, "
                           "model.safetensors, config.txt and plots to --out.");
     settings_finish(&s);
@@ -179,7 +182,7 @@ static int command_eval(int argc, char **argv) {
     Option options[64];
     common_options_table(&s.common, options);
     options_parse_or_exit(argc, argv, 2, options, COMMON_OPTION_COUNT,
-                          "usage: transformer eval [--checkpoint FILE] [options]\n"
+                          "transformer eval [--checkpoint FILE] [options]\n"
                           "Validation loss and accuracy of a checkpoint, on the data it was trained on.");
     settings_finish(&s);
     threads_set(s.common.threads);
@@ -263,7 +266,7 @@ static int command_generate(int argc, char **argv) {
     common_options_table(&s.common, options);
     int count = COMMON_OPTION_COUNT + generation_options(&s, options + COMMON_OPTION_COUNT);
     options_parse_or_exit(argc, argv, 2, options, count,
-                          "usage: transformer generate [--checkpoint FILE] [--prompt TEXT] [options]\n"
+                          "transformer generate [--checkpoint FILE] [--prompt TEXT] [options]\n"
                           "Continues a prompt with a GPT checkpoint: greedy, or sampled with "
                           "temperature, top-k and top-p.");
     settings_finish(&s);
@@ -315,6 +318,166 @@ static int command_generate(int argc, char **argv) {
     return 0;
 }
 
+/* The checkpoint's vocabulary and the prompt's ids (or exit). */
+typedef struct {
+    Transformer m;
+    Metadata meta;
+    Vocab vocab;
+    bool word_level;
+    int ids[TRANSFORMER_MAX_CONTEXT];
+    int count;
+} Loaded;
+
+static void load_with_prompt(const Settings *s, Loaded *l) {
+    load_or_exit(s, &l->m, &l->meta);
+    Error err;
+    if (!transformer_vocab_from_metadata(&l->meta, &l->vocab, &l->word_level, &err))
+        error_exit(&err, EXIT_RUNTIME_ERROR);
+    l->count = prompt_ids(s, &l->meta, &l->vocab, l->word_level, l->m.config.context, l->ids);
+}
+
+static void loaded_free(Loaded *l) {
+    vocab_free(&l->vocab);
+    metadata_free(&l->meta);
+    transformer_free(&l->m);
+}
+
+/* Hidden states (1, T, C) of the prompt, no gradients. */
+static Tensor *prompt_hidden(Graph *g, const Loaded *l) {
+    g->no_grad = true, g->training = false;
+    TransformerInput in = {.ids = l->ids, .batch = 1, .time = l->count};
+    return transformer_forward(g, &l->m, &in);
+}
+
+static int command_fill(int argc, char **argv) {
+    Settings s;
+    settings_defaults(&s);
+    Option options[64];
+    common_options_table(&s.common, options);
+    int count = COMMON_OPTION_COUNT + generation_options(&s, options + COMMON_OPTION_COUNT);
+    options_parse_or_exit(argc, argv, 2, options, count,
+                          "transformer fill --checkpoint FILE --prompt 'the <mask> eats the hay'\n"
+                          "Predicts every <mask> token of the prompt with a BERT (encoder) checkpoint.");
+    settings_finish(&s);
+    Loaded l;
+    load_with_prompt(&s, &l);
+    int mask = vocab_find(&l.vocab, "<mask>");
+    if (l.m.config.mode != TRANSFORMER_BERT || l.m.config.classes > 0 || mask < 0) {
+        fprintf(stderr, "transformer: fill needs a bert checkpoint trained on masked tokens "
+                        "(toy, text or words with --mode bert)\n");
+        return EXIT_USAGE_ERROR;
+    }
+    Graph g;
+    graph_init(&g, (size_t)4 << 20, 256);
+    Tensor *logits = transformer_lm_logits(&g, &l.m, prompt_hidden(&g, &l)); /* (1, T, V) */
+    int V = l.m.config.vocab, filled[TRANSFORMER_MAX_CONTEXT], masks = 0;
+    memcpy(filled, l.ids, (size_t)l.count * sizeof(int));
+    for (int t = 0; t < l.count; t++) {
+        if (l.ids[t] != mask) continue;
+        masks++;
+        /* softmax of this position, then the three most probable tokens */
+        const float *z = logits->data + (size_t)t * V;
+        float highest = z[0], total = 0;
+        for (int v = 1; v < V; v++) highest = z[v] > highest ? z[v] : highest;
+        for (int v = 0; v < V; v++) total += expf(z[v] - highest);
+        int best[3] = {-1, -1, -1};
+        for (int k = 0; k < 3; k++)
+            for (int v = 0; v < V; v++) {
+                bool taken = v == mask || v == best[0] || v == best[1];
+                if (!taken && (best[k] < 0 || z[v] > z[best[k]])) best[k] = v;
+            }
+        filled[t] = best[0];
+        printf("position %d:", t);
+        for (int k = 0; k < 3; k++)
+            printf(" %s (%.2f)", l.vocab.tokens[best[k]], (double)(expf(z[best[k]] - highest) / total));
+        printf("\n");
+    }
+    if (masks == 0) {
+        fprintf(stderr, "transformer: --prompt has no <mask> token to fill\n");
+        return EXIT_USAGE_ERROR;
+    }
+    char text[16384];
+    printf("%s\n", transformer_decode(&l.vocab, l.word_level, filled, l.count, text, sizeof text));
+    graph_free(&g);
+    loaded_free(&l);
+    return 0;
+}
+
+static int command_classify(int argc, char **argv) {
+    Settings s;
+    settings_defaults(&s);
+    Option options[64];
+    common_options_table(&s.common, options);
+    int count = COMMON_OPTION_COUNT + generation_options(&s, options + COMMON_OPTION_COUNT);
+    options_parse_or_exit(argc, argv, 2, options, count,
+                          "transformer classify --checkpoint FILE --prompt 'the plot is not good'\n"
+                          "Sentiment of a sentence (0 very negative .. 4 very positive) with a "
+                          "BERT classifier checkpoint.");
+    settings_finish(&s);
+    Loaded l;
+    load_with_prompt(&s, &l);
+    if (l.m.config.classes <= 0) {
+        fprintf(stderr, "transformer: classify needs a classifier checkpoint (--mode bert --task sentiment)\n");
+        return EXIT_USAGE_ERROR;
+    }
+    Graph g;
+    graph_init(&g, (size_t)4 << 20, 256);
+    int lengths[1] = {l.count};
+    Tensor *logits = transformer_class_logits(&g, &l.m, prompt_hidden(&g, &l), lengths); /* (1, K) */
+    int K = l.m.config.classes, best = 0;
+    float highest = logits->data[0], total = 0;
+    for (int k = 1; k < K; k++) highest = logits->data[k] > highest ? logits->data[k] : highest;
+    for (int k = 0; k < K; k++) total += expf(logits->data[k] - highest);
+    printf("class probabilities:");
+    for (int k = 0; k < K; k++) {
+        printf(" %d:%.3f", k, (double)(expf(logits->data[k] - highest) / total));
+        if (logits->data[k] > logits->data[best]) best = k;
+    }
+    printf("\nclass: %d\n", best);
+    graph_free(&g);
+    loaded_free(&l);
+    return 0;
+}
+
+static int command_plot(int argc, char **argv) {
+    Settings s;
+    settings_defaults(&s);
+    Option options[64];
+    common_options_table(&s.common, options);
+    int count = COMMON_OPTION_COUNT + generation_options(&s, options + COMMON_OPTION_COUNT);
+    options_parse_or_exit(argc, argv, 2, options, count,
+                          "transformer plot --checkpoint FILE [--prompt TEXT] [--out DIR]\n"
+                          "Attention maps of every layer and head on the prompt, the positional "
+                          "encodings, the embedding PCA, and (when --out has metrics.csv) the curves.");
+    settings_finish(&s);
+    Loaded l;
+    load_with_prompt(&s, &l);
+    Error err;
+    TransformerData data; /* only what the plots read: vocabulary and tokenisation */
+    memset(&data, 0, sizeof data);
+    data.vocab = l.vocab;
+    data.word_level = l.word_level;
+    const char *task = metadata_get(&l.meta, "task");
+    if (task) transformer_task_parse(task, &data.task);
+    Graph g;
+    graph_init(&g, (size_t)4 << 20, 256);
+    const char *dir = s.train.out;
+    int term = s.common.plot_term;
+    if (!make_directory(dir, &err) ||
+        !transformer_plot_attention(&g, &l.m, &data, l.ids, l.count, dir, term, &err) ||
+        !transformer_plot_positions(&l.m, dir, term, &err) ||
+        !transformer_plot_embeddings(&l.m, &data, dir, term, &err))
+        error_exit(&err, EXIT_RUNTIME_ERROR);
+    char metrics[4096];
+    snprintf(metrics, sizeof metrics, "%s/metrics.csv", dir);
+    if (access(metrics, R_OK) == 0 && !transformer_plot_curves(dir, term, "Transformer", &err))
+        error_exit(&err, EXIT_RUNTIME_ERROR);
+    if (!s.common.quiet) fprintf(stderr, "plots written to %s/\n", dir);
+    graph_free(&g);
+    loaded_free(&l);
+    return 0;
+}
+
 static int command_bench(int argc, char **argv) {
     Settings s;
     settings_defaults(&s);
@@ -326,7 +489,7 @@ static int command_bench(int argc, char **argv) {
     };
     int count = (int)(sizeof options / sizeof options[0]);
     options_parse_or_exit(argc, argv, 2, options, count,
-                          "usage: transformer bench [--config tiny|base|medium] [--threads N]\n"
+                          "transformer bench [--config tiny|base|medium] [--threads N]\n"
                           "Times training steps on random tokens, then generation with and "
                           "without the KV cache.");
     const char *names[] = {"tiny", "base", "medium"};
@@ -342,7 +505,8 @@ static const char USAGE[] =
     "  train      train a model (--task copy|reverse|sort|add|toy|text|words|sentiment)\n"
     "  eval       validation loss and accuracy of a checkpoint\n"
     "  generate   continue a prompt (GPT); greedy or sampled, with a KV cache\n"
-    "  fill       predict the <mask> tokens of a prompt (BERT)\n"
+    "  fill       predict the <mask> tokens of a prompt (BERT, masked tokens)\n"
+    "  classify   the sentiment class of a sentence (BERT classifier)\n"
     "  plot       attention maps for a prompt, positional encoding, embedding PCA, curves\n"
     "  bench      tokens/s of training and generation (--config tiny|base|medium)\n"
     "  parity     dump weights, a batch, loss and gradients for the PyTorch comparison\n"
@@ -358,6 +522,9 @@ int main(int argc, char **argv) {
     if (strcmp(command, "eval") == 0) return command_eval(argc, argv);
     if (strcmp(command, "generate") == 0) return command_generate(argc, argv);
     if (strcmp(command, "bench") == 0) return command_bench(argc, argv);
+    if (strcmp(command, "fill") == 0) return command_fill(argc, argv);
+    if (strcmp(command, "classify") == 0) return command_classify(argc, argv);
+    if (strcmp(command, "plot") == 0) return command_plot(argc, argv);
     if (strcmp(command, "parity") == 0) return transformer_command_parity(argc, argv);
     fprintf(stderr, "transformer: unknown command '%s' (see --help)\n", command);
     return EXIT_USAGE_ERROR;

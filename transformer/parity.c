@@ -59,7 +59,7 @@ int transformer_command_parity(int argc, char **argv) {
         {"out", OPTION_STRING, &s.out, "directory for parity.safetensors", NULL, 0, 0},
     };
     options_parse_or_exit(argc, argv, 2, options, (int)(sizeof options / sizeof options[0]),
-                          "usage: transformer parity [options]\n"
+                          "transformer parity [options]\n"
                           "Writes weights, a batch, the loss, logits and gradients for "
                           "tests/parity/transformer_parity.py.");
     threads_set(s.threads);
@@ -99,7 +99,7 @@ int transformer_command_parity(int argc, char **argv) {
     Tensor *hidden = transformer_forward(&g, &m, &in);
     Tensor *logits = classify ? transformer_class_logits(&g, &m, hidden, lengths)
                               : transformer_lm_logits(&g, &m, hidden);
-    Tensor *loss = op_cross_entropy(&g, logits, classify ? labels : targets, -1);
+    Tensor *loss = transformer_cross_entropy(&g, logits, classify ? labels : targets);
     graph_backward(&g, loss);
 
     /* the dump: parameters, batch, outputs, gradients */

@@ -188,6 +188,35 @@ bool transformer_plot_embeddings(const Transformer *m, const TransformerData *d,
 
 /* ==== The end-of-training report: samples, then every plot ================================== */
 
+/* Words mode: how many of the sampled words are not in the word list. */
+static void print_invented(const TransformerData *d, const char *sample) {
+    Vocab known; /* used as a set of the list's words */
+    vocab_init(&known);
+    char word[64];
+    int length = 0;
+    for (long i = 0; i < d->stream_length; i++) {
+        const char *token = d->vocab.tokens[d->stream[i]];
+        if (d->stream[i] == d->end_id || length + 2 > (int)sizeof word) {
+            word[length] = '\0';
+            if (length > 0) vocab_add(&known, word);
+            length = 0;
+        } else {
+            word[length++] = token[0];
+        }
+    }
+    int words = 0, invented = 0;
+    for (const char *p = strchr(sample, '\n'); p && p[1];) { /* whole words: after a newline */
+        const char *end = strchr(p + 1, '\n');
+        if (end == NULL) break;
+        snprintf(word, sizeof word, "%.*s", (int)(end - p - 1), p + 1);
+        words++;
+        invented += vocab_find(&known, word) < 0;
+        p = end;
+    }
+    printf("invented: %d of %d sampled words are not in the list\n", invented, words);
+    vocab_free(&known);
+}
+
 /* A few answers of the example tasks (greedy), or a sampled continuation. */
 static void print_samples(Graph *g, const Transformer *m, const TransformerData *d, uint64_t seed) {
     int T = m->config.context;
@@ -214,13 +243,32 @@ static void print_samples(Graph *g, const Transformer *m, const TransformerData 
         int total = transformer_generate(g, m, &prompt, 1, count, -1, &sampling, &rng, true, out);
         transformer_decode(&d->vocab, d->word_level, out, total, text, sizeof text);
         printf("sample (temperature 0.8):\n%s\n", text);
+        if (d->task == TRANSFORMER_TASK_WORDS) print_invented(d, text);
     }
     free(out);
+}
+
+/* Sentiment: accuracy on the sentences with a negation, and on the probe,
+ * pairs like "the plot is good" / "the plot is not good". */
+static void print_negation(Graph *g, const Transformer *m, const TransformerData *d, int B) {
+    int *rows = xmalloc((size_t)d->validation_count * sizeof(int)), count = 0;
+    for (int i = 0; i < d->validation_count; i++)
+        if (d->negated[d->validation[i]]) rows[count++] = d->validation[i];
+    TransformerBatch batch;
+    transformer_batch_alloc(&batch, B, d->width);
+    float negated = transformer_class_accuracy(g, m, d, rows, count, &batch);
+    float probe = transformer_class_accuracy(g, m, d, d->probe, d->probe_count, &batch);
+    printf("negation: val_negated_accuracy=%.4f (%d sentences) probe_accuracy=%.4f (%d sentences "
+           "in pairs that differ by one negation)\n", (double)negated, count, (double)probe,
+           d->probe_count);
+    transformer_batch_free(&batch);
+    free(rows);
 }
 
 void transformer_report(Graph *g, const Transformer *m, const TransformerData *d,
                         const TransformerTrainSettings *s) {
     if (m->config.mode == TRANSFORMER_GPT) print_samples(g, m, d, s->data.seed);
+    if (d->kind == TRANSFORMER_CLASSIFY) print_negation(g, m, d, s->batch);
     Error err;
     char title[128];
     snprintf(title, sizeof title, "Transformer (%s) on %s", transformer_mode_name(m->config.mode),
@@ -231,7 +279,9 @@ void transformer_report(Graph *g, const Transformer *m, const TransformerData *d
     /* attention on one validation sequence, short enough to read */
     int ids[48], count = 0;
     if (ok && d->kind == TRANSFORMER_EXAMPLES) {
-        int n = d->validation[0];
+        int n = d->validation[0]; /* the longest of the first validation examples */
+        for (int i = 1; i < 50 && i < d->validation_count; i++)
+            if (d->lengths[d->validation[i]] > d->lengths[n]) n = d->validation[i];
         count = d->lengths[n] - 1;
         memcpy(ids, d->tokens + (size_t)n * d->width, (size_t)count * sizeof(int));
     } else if (ok && d->kind == TRANSFORMER_STREAM) {

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sentiment.h"
 #include "transformer.h"
 
 static const char *const TASK_NAMES[TRANSFORMER_TASK_COUNT] = {
@@ -255,10 +256,11 @@ static bool load_words(TransformerData *d, const TransformerDataOptions *o, Rng 
     char *text;
     size_t size;
     if (!read_text(path, &text, &size, err)) {
-        if (o->data_path == NULL)
-            return error_set(err, "--task words: %s; install a word list (apt-get install "
-                             "wamerican) or pass --data FILE with one word per line", err->message);
-        return false;
+        if (o->data_path != NULL) return false;
+        char reason[sizeof err->message];
+        snprintf(reason, sizeof reason, "%s", err->message);
+        return error_set(err, "--task words: %s; install a word list (apt-get install "
+                         "wamerican) or pass --data FILE with one word per line", reason);
     }
     int count = 0, capacity = 1024;
     char **words = xmalloc((size_t)capacity * sizeof(char *));
@@ -301,6 +303,73 @@ static bool load_words(TransformerData *d, const TransformerDataOptions *o, Rng 
     return true;
 }
 
+/* ==== Sentiment sentences (common/sentiment.h) ============================================== */
+
+/* Appends the words of `sentence` as row n of the examples. */
+static void add_sentence(TransformerData *d, int n, const SentimentExample *e) {
+    int *row = d->tokens + (size_t)n * d->width, length = 0;
+    char word[64];
+    for (const char *p = e->sentence; *p;) {
+        size_t used = strcspn(p, " ");
+        snprintf(word, sizeof word, "%.*s", (int)used, p);
+        if (length < d->width) row[length++] = vocab_add(&d->vocab, word);
+        p += used;
+        while (*p == ' ') p++;
+    }
+    for (int t = length; t < d->width; t++) row[t] = d->pad_id;
+    d->lengths[n] = length;
+    d->labels[n] = e->label;
+}
+
+static int words_in(const char *sentence) {
+    int words = 1;
+    for (const char *p = sentence; *p; p++) words += *p == ' ';
+    return words;
+}
+
+/* The generated treebank's sentences, flattened to words: training set,
+ * then the dev set (validation), then the negation probe.  Labels are the
+ * 5-point sentiment of the whole sentence. */
+static bool load_sentiment(TransformerData *d, const TransformerDataOptions *o, bool encoder,
+                           Error *err) {
+    if (!encoder)
+        return error_set(err, "--task sentiment classifies whole sentences: use --mode bert");
+    SentimentTreebank bank;
+    int dev = o->examples / 10 > 50 ? o->examples / 10 : 50;
+    sentiment_generate(&bank, o->examples, dev, 0, 200, o->seed);
+    const SentimentSet *sets[3] = {&bank.train, &bank.dev, &bank.probe};
+    d->kind = TRANSFORMER_CLASSIFY;
+    d->word_level = true;
+    d->classes = SENTIMENT_CLASSES;
+    d->pad_id = vocab_add(&d->vocab, PAD);
+    d->count = bank.train.count + bank.dev.count + bank.probe.count;
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < sets[k]->count; i++)
+            d->width = words_in(sets[k]->examples[i].sentence) > d->width
+                           ? words_in(sets[k]->examples[i].sentence) : d->width;
+    d->tokens = xmalloc((size_t)d->count * d->width * sizeof(int));
+    d->lengths = xmalloc((size_t)d->count * sizeof(int));
+    d->labels = xmalloc((size_t)d->count * sizeof(int));
+    d->negated = xmalloc((size_t)d->count * sizeof(bool));
+    int n = 0;
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < sets[k]->count; i++, n++) {
+            add_sentence(d, n, &sets[k]->examples[i]);
+            d->negated[n] = sets[k]->examples[i].negated;
+        }
+    d->train_count = bank.train.count;
+    d->validation_count = bank.dev.count;
+    d->probe_count = bank.probe.count;
+    d->train = xmalloc((size_t)d->train_count * sizeof(int));
+    d->validation = xmalloc((size_t)d->validation_count * sizeof(int));
+    d->probe = xmalloc((size_t)d->probe_count * sizeof(int));
+    for (int i = 0; i < d->train_count; i++) d->train[i] = i;
+    for (int i = 0; i < d->validation_count; i++) d->validation[i] = d->train_count + i;
+    for (int i = 0; i < d->probe_count; i++) d->probe[i] = d->train_count + d->validation_count + i;
+    sentiment_free(&bank);
+    return true;
+}
+
 /* ==== Loading ============================================================================ */
 
 bool transformer_data_load(TransformerData *d, const TransformerDataOptions *o, bool encoder,
@@ -317,9 +386,7 @@ bool transformer_data_load(TransformerData *d, const TransformerDataOptions *o, 
     case TRANSFORMER_TASK_TOY: ok = load_toy(d, o, &rng); break;
     case TRANSFORMER_TASK_TEXT: ok = load_text(d, o, err); break;
     case TRANSFORMER_TASK_WORDS: ok = load_words(d, o, &rng, err); break;
-    case TRANSFORMER_TASK_SENTIMENT:
-        ok = error_set(err, "--task sentiment is not available yet (common/sentiment.c)");
-        break;
+    case TRANSFORMER_TASK_SENTIMENT: ok = load_sentiment(d, o, encoder, err); break;
     default: ok = load_examples(d, o, &rng, err); break;
     }
     if (!ok) {
@@ -334,7 +401,7 @@ bool transformer_data_load(TransformerData *d, const TransformerDataOptions *o, 
     if (encoder && d->kind == TRANSFORMER_STREAM) d->mask_id = vocab_add(&d->vocab, MASK);
     if (d->kind == TRANSFORMER_STREAM) {
         d->train_end = d->stream_length - d->stream_length / 10;
-    } else {
+    } else if (d->kind == TRANSFORMER_EXAMPLES) {
         split_indices(d->count, 0.1f, &rng, &d->train, &d->train_count, &d->validation,
                       &d->validation_count);
     }
@@ -344,7 +411,7 @@ bool transformer_data_load(TransformerData *d, const TransformerDataOptions *o, 
 void transformer_data_free(TransformerData *d) {
     vocab_free(&d->vocab);
     free(d->stream), free(d->tokens), free(d->lengths), free(d->answer_start), free(d->labels);
-    free(d->train), free(d->validation);
+    free(d->train), free(d->validation), free(d->probe), free(d->negated);
     memset(d, 0, sizeof *d);
 }
 

@@ -43,7 +43,7 @@ static Tensor *batch_loss(Graph *g, const Transformer *m, const TransformerData 
     Tensor *logits = classify ? transformer_class_logits(g, m, hidden, batch->lengths)
                               : transformer_lm_logits(g, m, hidden);
     if (logits_out) *logits_out = logits;
-    return op_cross_entropy(g, logits, classify ? batch->labels : batch->targets, -1);
+    return transformer_cross_entropy(g, logits, classify ? batch->labels : batch->targets);
 }
 
 static int argmax(const float *x, int n) {
@@ -109,6 +109,28 @@ TransformerEval transformer_evaluate(Graph *g, const Transformer *m, const Trans
                                                      : "val_next_token_accuracy",
     };
     return result;
+}
+
+float transformer_class_accuracy(Graph *g, const Transformer *m, const TransformerData *d,
+                                 const int *rows, int count, TransformerBatch *batch) {
+    bool saved_training = g->training, saved_no_grad = g->no_grad;
+    int B = batch->batch, T = batch->time, K = m->config.classes, correct = 0;
+    for (int first = 0; first < count; first += B) {
+        int n = count - first < B ? count - first : B;
+        for (int b = 0; b < B; b++) { /* unused rows repeat the last example */
+            int row = rows[first + (b < n ? b : n - 1)];
+            memcpy(batch->ids + (size_t)b * T, d->tokens + (size_t)row * d->width, (size_t)T * sizeof(int));
+            batch->lengths[b] = d->lengths[row];
+        }
+        graph_reset(g);
+        g->no_grad = true, g->training = false;
+        TransformerInput in = {.ids = batch->ids, .lengths = batch->lengths, .batch = B, .time = T};
+        Tensor *logits = transformer_class_logits(g, m, transformer_forward(g, m, &in), batch->lengths);
+        for (int b = 0; b < n; b++)
+            correct += argmax(logits->data + (size_t)b * K, K) == d->labels[rows[first + b]];
+    }
+    g->training = saved_training, g->no_grad = saved_no_grad;
+    return count > 0 ? (float)correct / (float)count : 0.0f;
 }
 
 /* ==== Checkpoint metadata ============================================================= */

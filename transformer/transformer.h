@@ -137,6 +137,11 @@ Tensor *transformer_class_logits(Graph *g, const Transformer *model, Tensor *hid
  * weights (B, H, T, T), kept in the graph's arena. */
 Tensor *transformer_attention(Graph *g, Tensor *qkv, int heads, bool causal, const int *lengths,
                               float **probabilities);
+/* An op's output in the arena, like tensor_new but without zero-filling
+ * the values, which the op overwrites anyway (the gradient, which backward
+ * accumulates into, is zeroed). */
+Tensor *transformer_output_tensor(Graph *g, int ndim, const int *shape, bool with_grad,
+                                  const char *name);
 /* out (B, T, C) = table[ids] + positions[first_position + t]; positions (Tmax, C)
  * or NULL.  Gradients scatter into the table and sum over B into positions. */
 Tensor *transformer_embed(Graph *g, Tensor *table, Tensor *positions, const int *ids, int B,
@@ -149,6 +154,9 @@ Tensor *transformer_linear(Graph *g, const Linear *layer, Tensor *x);      /* (.
 Tensor *transformer_layernorm(Graph *g, const LayerNorm *layer, Tensor *x); /* (..., C) */
 Tensor *transformer_gelu(Graph *g, Tensor *x);                               /* exact GELU */
 Tensor *transformer_residual(Graph *g, Tensor *x, Tensor *y);                /* x + y */
+/* Mean over rows of -log softmax(logits)[target]: logits (..., V), targets
+ * (rows), -1 = no loss on that row.  op_cross_entropy, threaded. -> (1) */
+Tensor *transformer_cross_entropy(Graph *g, Tensor *logits, const int *targets);
 
 /* ==== Generation with a key/value cache ================================== */
 
@@ -231,6 +239,10 @@ typedef struct {
     int *validation;          /* (validation_count)                          */
     int train_count, validation_count;
     int classes;              /* K, TRANSFORMER_CLASSIFY only                 */
+    bool *negated;            /* (N) sentiment: the sentence has a negation   */
+    int *probe;               /* (probe_count) sentiment: the negation probe,
+                                 pairs that differ by one "not"              */
+    int probe_count;
     char **category_of_token; /* (V) word category for the toy language, or NULL */
 } TransformerData;
 
@@ -304,6 +316,10 @@ int transformer_train(const TransformerTrainSettings *settings);
 TransformerEval transformer_evaluate(Graph *g, const Transformer *model,
                                      const TransformerData *data, int max_batches,
                                      TransformerBatch *batch);
+
+/* Classification accuracy on the examples `rows` (count), in batches. */
+float transformer_class_accuracy(Graph *g, const Transformer *model, const TransformerData *data,
+                                 const int *rows, int count, TransformerBatch *batch);
 
 /* A checkpoint's metadata: every hyperparameter, the data description and
  * the vocabulary, so a model can be rebuilt from the file alone. */

@@ -93,8 +93,12 @@ def torch_bench(name, threads, steps):
 
 
 def tinyzoo_bench(binary, name, threads, steps):
-    out = subprocess.run([binary, "bench", "--config", name, "--threads", str(threads),
-                          "--steps", str(steps), "--quiet"],
+    # Through a shell that forks it (the command is not the shell's last):
+    # getrusage's peak RSS survives exec, so a program started straight from
+    # this Python process, which holds torch, would report Python's peak.
+    command = [binary, "bench", "--config", name, "--threads", str(threads), "--steps", str(steps),
+               "--quiet"]
+    out = subprocess.run(["sh", "-c", '"$@"; exit $?', "sh"] + command,
                          check=True, capture_output=True, text=True).stdout
     line = next(l for l in out.splitlines() if l.startswith("bench:"))
     return {k: float(v) if re.fullmatch(r"[-0-9.e+]+", v) else v
