@@ -79,6 +79,18 @@ double cpu_seconds(void) {
 }
 
 long peak_rss_kib(void) {
+    /* VmHWM in /proc is this process's own peak.  getrusage's ru_maxrss is
+     * the fallback: it survives exec, so a program started by a large one
+     * (Python with torch loaded) would report its parent's peak. */
+    FILE *status = fopen("/proc/self/status", "r");
+    if (status != NULL) {
+        char line[256];
+        long kib = -1;
+        while (fgets(line, sizeof line, status) != NULL)
+            if (sscanf(line, "VmHWM: %ld kB", &kib) == 1) break;
+        fclose(status);
+        if (kib >= 0) return kib;
+    }
     struct rusage usage;
     if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
     return usage.ru_maxrss; /* KiB on Linux */
