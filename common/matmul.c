@@ -212,17 +212,29 @@ static void pack_buffer_put_back(Shelf shelf, PackBuffer *buffer) {
 /* ---- Packing ----------------------------------------------------------------- */
 
 /* Copies b[k0:k0+kc, j0:j0+NR] to sliver (kc,NR): sliver[p*NR + j], zero
- * columns past N so the micro-kernel never needs a column count. */
+ * columns past N so the micro-kernel never needs a column count.
+ * Both loops read memory in order: row by row when op(B) = B, and when
+ * op(B) = B^T (a Linear's weight, stored (N,K)) column by column, each
+ * column of op(B) being a contiguous row of the stored B.  The copies are
+ * plain loops, not memcpy: at NR floats a call costs more than the copy. */
 static void pack_b_sliver(const MatrixView *b, int N, int k0, int kc, int j0, float *sliver) {
     int width = min_int(NR, N - j0);
-    for (int p = 0; p < kc; p++) {
-        float *out = sliver + p * NR;
-        if (b->col_stride == 1) {   /* op(B) = B: rows are contiguous */
-            memcpy(out, &b->data[(k0 + p) * b->row_stride + j0], (size_t)width * sizeof(float));
-        } else {                    /* op(B) = B^T: gather down a column */
-            for (int j = 0; j < width; j++) out[j] = view_at(b, k0 + p, j0 + j);
+    if (width < NR) memset(sliver, 0, (size_t)kc * NR * sizeof(float));
+    if (b->col_stride == 1) {   /* op(B) = B: rows are contiguous */
+        const float *row = &b->data[(long)k0 * b->row_stride + j0];
+        for (int p = 0; p < kc; p++, row += b->row_stride) {
+            float *out = sliver + p * NR;
+            if (width == NR) {
+                for (int j = 0; j < NR; j++) out[j] = row[j];
+            } else {
+                for (int j = 0; j < width; j++) out[j] = row[j];
+            }
         }
-        for (int j = width; j < NR; j++) out[j] = 0.0f;
+    } else {                    /* op(B) = B^T: column j of op(B) is row j of B */
+        for (int j = 0; j < width; j++) {
+            const float *column = &b->data[(long)(j0 + j) * b->col_stride + k0];
+            for (int p = 0; p < kc; p++) sliver[p * NR + j] = column[p];
+        }
     }
 }
 
@@ -237,9 +249,14 @@ static void pack_a_sliver(const MatrixView *a, int M, int k0, int kc, int i0, fl
             for (int p = 0; p < kc; p++) sliver[p * MR + i] = row[p];
         }
     } else {                    /* op(A) = A^T: the MR values of one k are contiguous */
-        for (int p = 0; p < kc; p++) {
-            memcpy(&sliver[p * MR], &a->data[(k0 + p) * a->col_stride + i0],
-                   (size_t)height * sizeof(float));
+        const float *column = &a->data[(long)k0 * a->col_stride + i0];
+        for (int p = 0; p < kc; p++, column += a->col_stride) {
+            float *out = &sliver[p * MR];
+            if (height == MR) { /* a plain loop: a memcpy call costs more than MR floats */
+                for (int i = 0; i < MR; i++) out[i] = column[i];
+            } else {
+                for (int i = 0; i < height; i++) out[i] = column[i];
+            }
         }
     }
 }
