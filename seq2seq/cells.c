@@ -88,6 +88,21 @@ static Tensor *step_output(Graph *g, Tensor *out, const Tensor *state, bool grad
     return out;
 }
 
+/* Backward writes the gradients of gx, gh and the state in one vectorized
+ * loop per row, which must not test for a missing gradient at every
+ * element.  An input without a gradient (the zero initial state) writes
+ * into this scratch row instead: written, never read.  Per thread, grown on
+ * demand and kept, like matmul's packing buffers. */
+static float *scratch_row(size_t count) {
+    static _Thread_local float *buffer;
+    static _Thread_local size_t capacity;
+    if (count > capacity) {
+        buffer = xrealloc(buffer, count * sizeof(float));
+        capacity = count;
+    }
+    return buffer;
+}
+
 /* A copy of active (B) in the arena, kept for backward (NULL stays NULL). */
 static int *keep_active(Graph *g, const int *active, int B) {
     if (active == NULL) return NULL;
@@ -165,25 +180,27 @@ static void gru_row_backward(int H, const float *restrict dy, const float *restr
         float da_n = dn * (1.0f - n * n);
         float da_r = da_n * h_gates[2 * H + j] * r * (1.0f - r);
         float da_z = dz * z * (1.0f - z);
-        if (dh) dh[j] += dy[j] * z; /* the NULL tests are hoisted out of the loop */
-        if (dgx) dgx[j] += da_r, dgx[H + j] += da_z, dgx[2 * H + j] += da_n;
-        if (dgh) dgh[j] += da_r, dgh[H + j] += da_z, dgh[2 * H + j] += da_n * r;
+        dh[j] += dy[j] * z;
+        dgx[j] += da_r, dgx[H + j] += da_z, dgx[2 * H + j] += da_n;
+        dgh[j] += da_r, dgh[H + j] += da_z, dgh[2 * H + j] += da_n * r;
     }
 }
 
 static void gru_step_backward(TapeEntry *entry) {
     Tensor *gx = entry->inputs[0], *gh = entry->inputs[1], *state = entry->inputs[2];
     int B = entry->int_args[0], H = entry->int_args[1];
+    float *scratch = scratch_row((size_t)7 * H); /* gx 3H, gh 3H, h H: see scratch_row */
     for (int b = 0; b < B; b++) {
         const float *dy = entry->out->grad + (size_t)b * H;
-        float *dh = state->grad ? state->grad + (size_t)b * H : NULL;
+        float *dh = state->grad ? state->grad + (size_t)b * H : scratch + 6 * H;
         if (entry->indices != NULL && !entry->indices[b]) {
-            if (dh) for (int j = 0; j < H; j++) dh[j] += dy[j];
+            for (int j = 0; j < H; j++) dh[j] += dy[j];
             continue;
         }
         gru_row_backward(H, dy, entry->saved + (size_t)b * 3 * H, state->data + (size_t)b * H,
-                         gh->data + (size_t)b * 3 * H, gx->grad ? gx->grad + (size_t)b * 3 * H : NULL,
-                         gh->grad ? gh->grad + (size_t)b * 3 * H : NULL, dh);
+                         gh->data + (size_t)b * 3 * H,
+                         gx->grad ? gx->grad + (size_t)b * 3 * H : scratch,
+                         gh->grad ? gh->grad + (size_t)b * 3 * H : scratch + 3 * H, dh);
     }
 }
 
@@ -255,41 +272,44 @@ Tensor *seq2seq_lstm_step(Graph *g, Tensor *gx, Tensor *gh, Tensor *state, const
  * nothing here.  A padded row passes both gradients straight through. */
 static void lstm_row_backward(int H, const float *restrict dh_new, const float *restrict dc_new,
                               const float *restrict saved, const float *restrict c,
-                              float *restrict dgx, float *restrict dgh, float *restrict dc_prev) {
+                              float *restrict da, float *restrict dgx, float *restrict dgh,
+                              float *restrict dc_prev) {
+    /* the five saved rows i, f, g, o, tanh(c'), each (H) */
+    const float *si = saved, *sf = saved + H, *sg = saved + 2 * H, *so = saved + 3 * H;
+    const float *stc = saved + 4 * H;
+    /* Two passes: the gradients of the four pre-activations into da (4H),
+     * then into gx and gh.  In one loop, the eight strided stores would need
+     * more run-time overlap checks than gcc is willing to vectorize with. */
     for (int j = 0; j < H; j++) {
-        float i = saved[j], f = saved[H + j], gc = saved[2 * H + j], o = saved[3 * H + j];
-        float tc = saved[4 * H + j];
+        float i = si[j], f = sf[j], gc = sg[j], o = so[j], tc = stc[j];
         float dc = dc_new[j] + dh_new[j] * o * (1.0f - tc * tc);
-        float da_i = dc * gc * i * (1.0f - i);
-        float da_f = dc * c[j] * f * (1.0f - f);
-        float da_g = dc * i * (1.0f - gc * gc);
-        float da_o = dh_new[j] * tc * o * (1.0f - o);
-        if (dc_prev) dc_prev[j] += dc * f;
-        if (dgx) dgx[j] += da_i, dgx[H + j] += da_f, dgx[2 * H + j] += da_g, dgx[3 * H + j] += da_o;
-        if (dgh) dgh[j] += da_i, dgh[H + j] += da_f, dgh[2 * H + j] += da_g, dgh[3 * H + j] += da_o;
+        da[j] = dc * gc * i * (1.0f - i);
+        da[H + j] = dc * c[j] * f * (1.0f - f);
+        da[2 * H + j] = dc * i * (1.0f - gc * gc);
+        da[3 * H + j] = dh_new[j] * tc * o * (1.0f - o);
+        dc_prev[j] += dc * f;
     }
+    for (int k = 0; k < 4 * H; k++) dgx[k] += da[k], dgh[k] += da[k];
 }
 
 static void lstm_step_backward(TapeEntry *entry) {
     Tensor *gx = entry->inputs[0], *gh = entry->inputs[1], *state = entry->inputs[2];
     int B = entry->int_args[0], H = entry->int_args[1];
     size_t part = (size_t)B * H;
+    float *scratch = scratch_row((size_t)14 * H); /* gx 4H, gh 4H, h, c, da 4H: see scratch_row */
     for (int b = 0; b < B; b++) {
         const float *dh_new = entry->out->grad + (size_t)b * H;
         const float *dc_new = entry->out->grad + part + (size_t)b * H;
+        float *dh = state->grad ? state->grad + (size_t)b * H : scratch + 8 * H;
+        float *dc = state->grad ? state->grad + part + (size_t)b * H : scratch + 9 * H;
         if (entry->indices != NULL && !entry->indices[b]) {
-            if (state->grad)
-                for (int j = 0; j < H; j++) {
-                    state->grad[(size_t)b * H + j] += dh_new[j];
-                    state->grad[part + (size_t)b * H + j] += dc_new[j];
-                }
+            for (int j = 0; j < H; j++) dh[j] += dh_new[j], dc[j] += dc_new[j];
             continue;
         }
         lstm_row_backward(H, dh_new, dc_new, entry->saved + (size_t)b * 5 * H,
-                          state->data + part + (size_t)b * H,
-                          gx->grad ? gx->grad + (size_t)b * 4 * H : NULL,
-                          gh->grad ? gh->grad + (size_t)b * 4 * H : NULL,
-                          state->grad ? state->grad + part + (size_t)b * H : NULL);
+                          state->data + part + (size_t)b * H, scratch + 10 * H,
+                          gx->grad ? gx->grad + (size_t)b * 4 * H : scratch,
+                          gh->grad ? gh->grad + (size_t)b * 4 * H : scratch + 4 * H, dc);
     }
 }
 
@@ -352,6 +372,92 @@ static void additive_scores_backward(TapeEntry *entry) {
                 if (dk) dk[a] += d_sum;
                 if (dq) dq[a] += d_sum;
             }
+        }
+    }
+}
+
+/* ---- Luong's dot score and the context: one row of products per example --
+ * As batched matmuls these are B products of one row each, (1, H) @ (H, S)
+ * and (1, S) @ (S, H), too small for the blocked kernel's packing to pay
+ * off; these loops read each key or memory row once. */
+
+static void dot_scores_backward(TapeEntry *entry);
+
+/* scores[b, j] = keys[b, j] . query[b]:  keys (B, S, H), query (B, H) -> (B, S) */
+Tensor *seq2seq_dot_scores(Graph *g, Tensor *keys, Tensor *query) {
+    tensor_check_shapes(keys->ndim == 3, "dot_scores", keys, NULL, "keys must be (B, S, H)");
+    int B = keys->shape[0], S = keys->shape[1], H = keys->shape[2];
+    tensor_check_shapes(query->numel == B * H, "dot_scores", query, keys, "query must be (B, H)");
+    bool grad = graph_needs_grad(g, keys, query, NULL);
+    Tensor *out = tensor_of(g, grad, 2, B, S); /* (B, S) */
+    out->name = "dot_scores";
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < S; j++) {
+            const float *k = keys->data + ((size_t)b * S + j) * H, *q = query->data + (size_t)b * H;
+            float score = 0;
+            for (int i = 0; i < H; i++) score += k[i] * q[i];
+            out->data[b * S + j] = score;
+        }
+    if (grad) graph_record_custom(g, "dot_scores", dot_scores_backward, out, keys, query, NULL);
+    graph_check_finite(g, "dot_scores", out);
+    return out;
+}
+
+/* s = k . q:  dk += ds q,  dq += ds k */
+static void dot_scores_backward(TapeEntry *entry) {
+    Tensor *keys = entry->inputs[0], *query = entry->inputs[1];
+    int B = keys->shape[0], S = keys->shape[1], H = keys->shape[2];
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < S; j++) {
+            float ds = entry->out->grad[b * S + j];
+            if (ds == 0.0f) continue; /* masked positions */
+            size_t row = ((size_t)b * S + j) * H;
+            if (keys->grad)
+                for (int i = 0; i < H; i++) keys->grad[row + i] += ds * query->data[(size_t)b * H + i];
+            if (query->grad)
+                for (int i = 0; i < H; i++) query->grad[(size_t)b * H + i] += ds * keys->data[row + i];
+        }
+}
+
+static void context_backward(TapeEntry *entry);
+
+/* context[b] = sum_j weights[b, j] memory[b, j]:  (B, S), (B, S, H) -> (B, H) */
+Tensor *seq2seq_context(Graph *g, Tensor *weights, Tensor *memory) {
+    tensor_check_shapes(memory->ndim == 3, "context", memory, NULL, "memory must be (B, S, H)");
+    int B = memory->shape[0], S = memory->shape[1], H = memory->shape[2];
+    tensor_check_shapes(weights->numel == B * S, "context", weights, memory, "weights must be (B, S)");
+    bool grad = graph_needs_grad(g, weights, memory, NULL);
+    Tensor *out = tensor_of(g, grad, 2, B, H); /* (B, H), zeroed */
+    out->name = "context";
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < S; j++) {
+            float w = weights->data[b * S + j];
+            if (w == 0.0f) continue; /* masked positions */
+            const float *m = memory->data + ((size_t)b * S + j) * H;
+            float *c = out->data + (size_t)b * H;
+            for (int i = 0; i < H; i++) c[i] += w * m[i];
+        }
+    if (grad) graph_record_custom(g, "context", context_backward, out, weights, memory, NULL);
+    graph_check_finite(g, "context", out);
+    return out;
+}
+
+/* c = sum_j w_j m_j:  dw_j += dc . m_j,  dm_j += w_j dc */
+static void context_backward(TapeEntry *entry) {
+    Tensor *weights = entry->inputs[0], *memory = entry->inputs[1];
+    int B = memory->shape[0], S = memory->shape[1], H = memory->shape[2];
+    for (int b = 0; b < B; b++) {
+        const float *dc = entry->out->grad + (size_t)b * H;
+        for (int j = 0; j < S; j++) {
+            size_t row = ((size_t)b * S + j) * H;
+            if (weights->grad) {
+                float dw = 0;
+                for (int i = 0; i < H; i++) dw += dc[i] * memory->data[row + i];
+                weights->grad[b * S + j] += dw;
+            }
+            float w = weights->data[b * S + j];
+            if (memory->grad && w != 0.0f)
+                for (int i = 0; i < H; i++) memory->grad[row + i] += w * dc[i];
         }
     }
 }

@@ -63,9 +63,17 @@ static int build_options(Seq2seqSettings *s, int command, Option *options) {
         {{"teacher-forcing", OPTION_FLOAT, &s->teacher_forcing,
           "probability that a decoder step reads the true previous token (else its own guess)", NULL, 0, 1},
          CMD_TRAIN},
+        {{"lr-schedule", OPTION_CHOICE, &s->lr_schedule,
+          "learning rate: constant, or a short warmup then cosine decay to lr/20", "constant|cosine", 0, 0},
+         CMD_TRAIN},
+        {{"stop-at", OPTION_LONG, &s->stop_at,
+          "stop this session after this step of the --steps run (0: run to the end); --resume continues",
+          NULL, 0, 1e9}, CMD_TRAIN},
         {{"clip", OPTION_FLOAT, &s->clip, "clip the global gradient norm to this (0: off)", NULL, 0, 1e6}, CMD_TRAIN},
         {{"min-length", OPTION_INT, &s->min_length, "shortest source of a built-in task", NULL, 1, 64}, CMD_TRAIN},
-        {{"max-length", OPTION_INT, &s->max_length, "longest source of a built-in task", NULL, 1, 64}, CMD_TRAIN},
+        {{"max-length", OPTION_INT, &s->max_length,
+          "longest source of a built-in task (0: 10, or 32 for dates, which covers every format)", NULL, 0, 64},
+         CMD_TRAIN},
         {{"symbols", OPTION_INT, &s->symbols, "alphabet size of copy/reverse/sort (letters a..)", NULL, 2, 26}, CMD_TRAIN},
         {{"val-size", OPTION_INT, &s->val_size, "held-out examples of a built-in task", NULL, 1, 1000000},
          CMD_TRAIN | CMD_EVAL},
@@ -78,7 +86,7 @@ static int build_options(Seq2seqSettings *s, int command, Option *options) {
         {{"eval-min-length", OPTION_INT, &s->eval_min_length, "accuracy-vs-length chart: shortest source", NULL, 1, 64},
          CMD_TRAIN | CMD_EVAL | CMD_PLOT},
         {{"eval-max-length", OPTION_INT, &s->eval_max_length,
-          "accuracy-vs-length chart: longest source (0: twice --max-length, at most 64)", NULL, 0, 64},
+          "accuracy-vs-length chart: longest source (0: 1.5 x --max-length, at most 64)", NULL, 0, 64},
          CMD_TRAIN | CMD_EVAL | CMD_PLOT},
         {{"eval-per-length", OPTION_INT, &s->eval_per_length, "examples per length on that chart", NULL, 1, 100000},
          CMD_TRAIN | CMD_EVAL | CMD_PLOT},
@@ -101,8 +109,8 @@ static void default_settings(Seq2seqSettings *s, int command) {
                                 .seed = 1, .threads = 1, .plot_term = PLOT_TERM_PNG};
     s->cell = SEQ2SEQ_GRU, s->attention = SEQ2SEQ_BAHDANAU, s->layers = 1;
     s->embed = 32, s->hidden = 128;
-    s->teacher_forcing = 1.0f, s->clip = 1.0f;
-    s->min_length = 1, s->max_length = 10, s->symbols = 10;
+    s->teacher_forcing = 1.0f, s->clip = 1.0f, s->lr_schedule = 1;
+    s->min_length = 1, s->max_length = 0, s->symbols = 10;
     s->eval_min_length = 1, s->eval_max_length = 0, s->eval_per_length = 200;
     s->val_size = 1000, s->val_fraction = 0.1f, s->max_tokens = 50;
     s->eval_every = 250, s->beam = 1, s->length_penalty = 1.0f, s->heatmaps = 3;
@@ -123,9 +131,13 @@ static const char *default_out(const Seq2seqSettings *s, char *buffer, size_t si
     return buffer;
 }
 
-static int eval_max_default(int requested, int max_length) {
+/* The accuracy-against-length chart goes half as far again as the training
+ * lengths, to show where a model stops generalising; dates stop at their
+ * longest format. */
+static int eval_max_default(int requested, int max_length, const char *task) {
     if (requested > 0) return requested;
-    return 2 * max_length < 64 ? 2 * max_length : 64;
+    if (task && strcmp(task, "dates") == 0) return max_length;
+    return max_length + max_length / 2 < 64 ? max_length + max_length / 2 : 64;
 }
 
 /* ---- train ------------------------------------------------------------------- */
@@ -133,7 +145,8 @@ static int eval_max_default(int requested, int max_length) {
 static int command_train(Seq2seqSettings *s, const Option *options, int count) {
     char out[4096];
     s->common.out = default_out(s, out, sizeof out);
-    s->eval_max_length = eval_max_default(s->eval_max_length, s->max_length);
+    if (s->max_length == 0) s->max_length = strcmp(s->common.task, "dates") == 0 ? 32 : 10;
+    s->eval_max_length = eval_max_default(s->eval_max_length, s->max_length, s->common.task);
     if (s->eval_min_length > s->eval_max_length) {
         fprintf(stderr, "seq2seq train: --eval-min-length %d is above --eval-max-length %d\n",
                 s->eval_min_length, s->eval_max_length);
@@ -241,7 +254,7 @@ static int command_eval(Seq2seqSettings *s) {
     printf("eval: examples=%d beam=%d loss=%.4f token_accuracy=%.4f exact_match=%.4f bleu=%.4f\n",
            scores.count, s->beam, scores.loss, scores.token_accuracy, scores.exact_match, scores.bleu);
     if (from_task) {
-        int low = s->eval_min_length, high = eval_max_default(s->eval_max_length, s->max_length);
+        int low = s->eval_min_length, high = eval_max_default(s->eval_max_length, s->max_length, s->common.task);
         float *accuracy = xmalloc((size_t)(high - low + 1) * sizeof(float));
         Rng rng;
         rng_seed(&rng, (uint64_t)s->common.seed, 5);
@@ -363,6 +376,12 @@ static int command_translate(Seq2seqSettings *s) {
 
 /* ---- plot: accuracy against length, several runs on one chart --------------------- */
 
+static const char *attention_label(int attention) {
+    return attention == SEQ2SEQ_BAHDANAU ? "Bahdanau attention"
+           : attention == SEQ2SEQ_LUONG  ? "Luong attention"
+                                         : "no attention (context vector only)";
+}
+
 static int command_plot(Seq2seqSettings *s) {
     if (s->runs == NULL) {
         fprintf(stderr, "seq2seq plot: --runs DIR1,DIR2,... is required (see --help)\n");
@@ -389,15 +408,14 @@ static int command_plot(Seq2seqSettings *s) {
         Seq2seqData data;
         if (!task_settings_from(&loaded.meta, &run, &err) || !seq2seq_data_build(&run, &data, &err))
             error_exit(&err, EXIT_RUNTIME_ERROR);
-        if (r == 0) high = eval_max_default(s->eval_max_length, run.max_length), train_max = run.max_length;
+        if (r == 0) high = eval_max_default(s->eval_max_length, run.max_length, run.common.task), train_max = run.max_length;
         if (low > high) low = high;
         accuracy[r] = xmalloc((size_t)(high - low + 1) * sizeof(float));
         Rng rng; /* the same examples for every run */
         rng_seed(&rng, (uint64_t)s->common.seed, 5);
         seq2seq_length_accuracy(&g, &loaded.model, &data, low, high, s->eval_per_length, &rng, accuracy[r]);
-        snprintf(names[r], sizeof names[r], "%s attention, %s (%s)",
-                 seq2seq_attention_name(loaded.model.config.attention),
-                 seq2seq_cell_name(loaded.model.config.cell), dirs[r]);
+        snprintf(names[r], sizeof names[r], "%s, %s", attention_label(loaded.model.config.attention),
+                 seq2seq_cell_name(loaded.model.config.cell));
         labels[r] = names[r];
         seq2seq_data_free(&data);
         loaded_free(&loaded);
@@ -576,12 +594,12 @@ static const struct {
     int id;
     const char *usage;
 } COMMANDS[] = {
-    {"train", CMD_TRAIN, "usage: seq2seq train [options]\nTrains an RNN encoder-decoder on a built-in task or a --data TSV file; writes the run directory."},
-    {"eval", CMD_EVAL, "usage: seq2seq eval [options]\nLoss, token accuracy, exact match and BLEU of a checkpoint on its task's held-out set or on --data."},
-    {"translate", CMD_TRANSLATE, "usage: seq2seq translate [options]\nReads source lines (--input or stdin) and prints one output per line."},
-    {"plot", CMD_PLOT, "usage: seq2seq plot --runs DIR1,DIR2 [options]\nExact match against source length for several runs, on one chart."},
-    {"bench", CMD_BENCH, "usage: seq2seq bench [options]\nTraining speed on random data: embed 32, hidden 128, vocabulary 32, length 12, batch 64, Adam."},
-    {"parity", CMD_PARITY, "usage: seq2seq parity [options]\nWrites parity.safetensors (weights, batch, loss, gradients) for tests/parity/seq2seq_parity.py."},
+    {"train", CMD_TRAIN, "seq2seq train [options]\nTrains an RNN encoder-decoder on a built-in task or a --data TSV file; writes the run directory."},
+    {"eval", CMD_EVAL, "seq2seq eval [options]\nLoss, token accuracy, exact match and BLEU of a checkpoint on its task's held-out set or on --data."},
+    {"translate", CMD_TRANSLATE, "seq2seq translate [options]\nReads source lines (--input or stdin) and prints one output per line."},
+    {"plot", CMD_PLOT, "seq2seq plot --runs DIR1,DIR2 [options]\nExact match against source length for several runs, on one chart."},
+    {"bench", CMD_BENCH, "seq2seq bench [options]\nTraining speed on random data: embed 32, hidden 128, vocabulary 32, length 12, batch 64, Adam."},
+    {"parity", CMD_PARITY, "seq2seq parity [options]\nWrites parity.safetensors (weights, batch, loss, gradients) for tests/parity/seq2seq_parity.py."},
 };
 
 static void print_commands(FILE *out) {

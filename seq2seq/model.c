@@ -200,21 +200,17 @@ Seq2seqEncoded seq2seq_encode(Graph *g, const Seq2seqModel *m, const int *source
  * weights_out (B, S), when not NULL, receives a. */
 static Tensor *attend(Graph *g, const Seq2seqModel *m, const Seq2seqEncoded *enc,
                       Tensor *query_state, float *weights_out) {
-    int B = enc->B, S = enc->S, H = m->config.hidden;
+    int B = enc->B, S = enc->S;
     Tensor *scores; /* (B, S) */
     if (m->config.attention == SEQ2SEQ_BAHDANAU) {
         Tensor *query = linear_forward(g, &m->attention_query, query_state); /* (1, B, A) */
         scores = seq2seq_additive_scores(g, enc->keys, query, m->attention_v);
     } else {
-        Tensor *s = tensor_reshape(g, query_state, 3, (int[]){B, 1, H});
-        scores = op_matmul(g, s, enc->keys, TRANSPOSE_B); /* (B, 1, S) */
-        scores = tensor_reshape(g, scores, 2, (int[]){B, S});
+        scores = seq2seq_dot_scores(g, enc->keys, query_state);
     }
     Tensor *weights = op_softmax(g, scores, enc->mask); /* (B, S) */
     if (weights_out) memcpy(weights_out, weights->data, (size_t)B * S * sizeof(float));
-    Tensor *context = op_matmul(g, tensor_reshape(g, weights, 3, (int[]){B, 1, S}), enc->memory,
-                                NO_TRANSPOSE); /* (B, 1, H) */
-    return tensor_reshape(g, context, 2, (int[]){B, H});
+    return seq2seq_context(g, weights, enc->memory); /* (B, H) */
 }
 
 /* ======================================================================== */

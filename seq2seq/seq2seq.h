@@ -69,6 +69,11 @@ Tensor *seq2seq_lstm_step(Graph *g, Tensor *gx, Tensor *gh, Tensor *state, const
 /* Bahdanau's additive score: keys (B, S, A) = U h_j, query (B, A) = W s,
  * v (A):  scores[b, j] = v . tanh(keys[b, j] + query[b])  -> (B, S). */
 Tensor *seq2seq_additive_scores(Graph *g, Tensor *keys, Tensor *query, Tensor *v);
+/* Luong's score: keys (B, S, H), query (B, H) -> scores[b, j] = keys[b, j] . query[b]. */
+Tensor *seq2seq_dot_scores(Graph *g, Tensor *keys, Tensor *query);
+/* The context vector of attention: weights (B, S), memory (B, S, H) ->
+ * context[b] = sum_j weights[b, j] memory[b, j]  (B, H). */
+Tensor *seq2seq_context(Graph *g, Tensor *weights, Tensor *memory);
 /* The hidden states h out of recurrent states (S, P, B, H): part 0 of each
  * step, as (S, B, H) time-major or (B, S, H) batch-major. */
 Tensor *seq2seq_hidden_states(Graph *g, Tensor *states, bool batch_major);
@@ -301,6 +306,8 @@ typedef struct {
     int cell, attention, layers, embed, hidden;
     float teacher_forcing; /* probability of feeding the true previous token */
     float clip;            /* global gradient-norm clipping, 0 = off           */
+    int lr_schedule;       /* 0 constant, 1 warmup then cosine decay            */
+    long stop_at;          /* end this session at this step (0: at --steps)     */
     int min_length, max_length, symbols; /* built-in tasks                     */
     int eval_min_length, eval_max_length; /* accuracy-against-length chart      */
     int eval_per_length;   /* examples per length on that chart                 */
@@ -324,7 +331,6 @@ typedef struct {
     Seq2seqTaskSpec spec;  /* built-in task                                     */
     Seq2seqDataset train;  /* --data only: generated tasks draw fresh examples  */
     Seq2seqDataset validation;
-    Vocab held_out;        /* generated tasks: keys never used for training      */
     int max_source, max_target; /* longest sequences, in tokens                  */
 } Seq2seqData;
 

@@ -25,11 +25,20 @@ enum { TEXT_BYTES = 256 };
 /* Data: a built-in task                                                      */
 /* ======================================================================== */
 
-/* The key that decides whether an example is held out: its source, except
- * for dates, where a held-out date is never trained on in any format. */
-static const char *held_out_key(const Seq2seqTaskSpec *spec, const char *source,
-                                const char *target) {
-    return spec->task == SEQ2SEQ_TASK_DATES ? target : source;
+/* The held-out split of a generated task: an example is held out when a
+ * hash of its key falls in one of HELD_OUT_BUCKETS buckets, so the same 5%
+ * of every length's examples is reserved for validation and never trained
+ * on.  The key is the source, except for dates, where it is the date
+ * itself: a held-out date is never trained on in any of its formats.
+ * (Holding out by drawing a validation sample instead would take all ten
+ * one-letter strings of `reverse` away from training.) */
+enum { HELD_OUT_BUCKETS = 20 };
+
+static bool is_held_out(const Seq2seqTaskSpec *spec, const char *source, const char *target) {
+    const char *key = spec->task == SEQ2SEQ_TASK_DATES ? target : source;
+    uint32_t hash = 2166136261u; /* FNV-1a */
+    for (const unsigned char *c = (const unsigned char *)key; *c; c++) hash = (hash ^ *c) * 16777619u;
+    return hash % HELD_OUT_BUCKETS == 0;
 }
 
 /* Tokenizes one generated example into pair's buffers (task vocabularies
@@ -67,34 +76,35 @@ static bool data_from_task(const Seq2seqSettings *s, Seq2seqData *d, Error *err)
     seq2seq_task_vocabs(&d->spec, &d->vocabs);
     d->max_source = d->spec.max_length;
     d->max_target = seq2seq_task_max_target(&d->spec);
-    /* Validation: distinct examples from their own random stream; their
-     * keys go into held_out so that training never draws them. */
+    /* Validation: distinct held-out examples, from their own random stream. */
     Rng rng;
     rng_seed(&rng, (uint64_t)s->common.seed, 3);
-    vocab_init(&d->held_out);
+    Vocab seen; /* the validation sources so far, to keep them distinct */
+    vocab_init(&seen);
     char source[TEXT_BYTES], target[TEXT_BYTES];
     int *src = xmalloc((size_t)d->max_source * sizeof(int)), *tgt = xmalloc((size_t)d->max_target * sizeof(int));
-    for (long attempt = 0; d->validation.count < s->val_size && attempt < 20L * s->val_size; attempt++) {
+    for (long attempt = 0; d->validation.count < s->val_size && attempt < 400L * s->val_size; attempt++) {
         seq2seq_task_text(&d->spec, &rng, source, target, sizeof source);
-        const char *key = held_out_key(&d->spec, source, target);
-        if (vocab_find(&d->held_out, key) >= 0) continue;
-        vocab_add(&d->held_out, key);
+        if (!is_held_out(&d->spec, source, target) || vocab_find(&seen, source) >= 0) continue;
+        vocab_add(&seen, source);
         Seq2seqPair pair = {.source = src, .target = tgt};
         encode_pair(&d->vocabs, source, target, d->max_source, d->max_target, &pair);
         seq2seq_dataset_add(&d->validation, pair.source, pair.source_length, pair.target,
                             pair.target_length);
     }
     free(src), free(tgt);
-    /* A tiny task (say reverse of 1..2 letters) could be all held out. */
+    vocab_free(&seen);
+    /* A tiny task (say reverse of one letter out of two) may have (almost)
+     * nothing held out, or nothing left to train on. */
     int usable = 0;
     for (int i = 0; i < 200; i++) {
         seq2seq_task_text(&d->spec, &rng, source, target, sizeof source);
-        usable += vocab_find(&d->held_out, held_out_key(&d->spec, source, target)) < 0;
+        usable += !is_held_out(&d->spec, source, target);
     }
-    if (usable < 20)
-        return error_set(err, "--task %s: the %d validation examples cover almost every example "
-                         "of lengths %d..%d; lower --val-size or raise --max-length",
-                         s->common.task, d->validation.count, s->min_length, s->max_length);
+    if (usable < 20 || d->validation.count == 0)
+        return error_set(err, "--task %s with lengths %d..%d has too few distinct examples for a "
+                         "held-out split; raise --max-length or --symbols", s->common.task,
+                         s->min_length, s->max_length);
     return true;
 }
 
@@ -102,7 +112,7 @@ void seq2seq_data_sample(const Seq2seqData *d, Rng *rng, Seq2seqPair *pair) {
     char source[TEXT_BYTES], target[TEXT_BYTES];
     for (int attempt = 0; attempt < 100000; attempt++) {
         seq2seq_task_text(&d->spec, rng, source, target, sizeof source);
-        if (vocab_find(&d->held_out, held_out_key(&d->spec, source, target)) >= 0) continue;
+        if (is_held_out(&d->spec, source, target)) continue;
         encode_pair(&d->vocabs, source, target, d->max_source, d->max_target, pair);
         return;
     }
@@ -179,7 +189,6 @@ static bool data_from_file(const Seq2seqSettings *s, Seq2seqData *d, Error *err)
 
 bool seq2seq_data_build(const Seq2seqSettings *s, Seq2seqData *d, Error *err) {
     memset(d, 0, sizeof *d);
-    vocab_init(&d->held_out);
     d->from_file = s->common.data != NULL;
     bool ok = d->from_file ? data_from_file(s, d, err) : data_from_task(s, d, err);
     if (!ok) seq2seq_data_free(d);
@@ -190,7 +199,6 @@ void seq2seq_data_free(Seq2seqData *d) {
     seq2seq_vocabs_free(&d->vocabs);
     seq2seq_dataset_free(&d->train);
     seq2seq_dataset_free(&d->validation);
-    vocab_free(&d->held_out);
 }
 
 /* ======================================================================== */
@@ -363,46 +371,53 @@ bool seq2seq_load(const char *path, Seq2seqModel *m, Seq2seqVocabs *v, Metadata 
 /* Plots                                                                      */
 /* ======================================================================== */
 
-/* Reads metrics.csv (written by this program): column 0 step, 1 train loss,
- * 2 validation loss.  Returns the number of rows read into the arrays. */
-static int read_loss_curves(const char *path, float **steps, float **train, float **val) {
+/* Reads columns 0 and `column` of a CSV written by this program (a header
+ * row, then numbers).  Returns the number of rows read into the arrays. */
+static int read_csv_columns(const char *path, int column, float **x, float **y) {
     FILE *file = fopen(path, "r");
     int count = 0, capacity = 0;
-    *steps = *train = *val = NULL;
+    *x = *y = NULL;
     if (file == NULL) return 0;
-    char line[512];
+    char line[1024];
     if (fgets(line, sizeof line, file) == NULL) line[0] = '\0'; /* header */
     while (fgets(line, sizeof line, file)) {
-        float step, train_loss, val_loss;
-        if (sscanf(line, "%f,%f,%f", &step, &train_loss, &val_loss) != 3) continue;
-        if (count == capacity) {
-            capacity = capacity ? 2 * capacity : 64;
-            *steps = xrealloc(*steps, (size_t)capacity * sizeof(float));
-            *train = xrealloc(*train, (size_t)capacity * sizeof(float));
-            *val = xrealloc(*val, (size_t)capacity * sizeof(float));
+        char *field = line, *end;
+        float first = strtof(field, &end), value = first;
+        for (int c = 0; c < column && end != field; c++) {
+            field = end + (*end == ',');
+            value = strtof(field, &end);
         }
-        (*steps)[count] = step, (*train)[count] = train_loss, (*val)[count] = val_loss;
-        count++;
+        if (end == field) continue;
+        if (count == capacity) {
+            capacity = capacity ? 2 * capacity : 256;
+            *x = xrealloc(*x, (size_t)capacity * sizeof(float));
+            *y = xrealloc(*y, (size_t)capacity * sizeof(float));
+        }
+        (*x)[count] = first, (*y)[count++] = value;
     }
     fclose(file);
     return count;
 }
 
+/* Training loss of every batch (train_loss.csv) and validation loss
+ * (metrics.csv), both kept across --resume. */
 static bool plot_loss(const char *dir, PlotTerm term, Error *err) {
     char path[4096];
+    float *steps, *train, *val_steps, *val;
+    snprintf(path, sizeof path, "%s/train_loss.csv", dir);
+    int train_count = read_csv_columns(path, 1, &steps, &train);
     snprintf(path, sizeof path, "%s/metrics.csv", dir);
-    float *steps, *train, *val;
-    int count = read_loss_curves(path, &steps, &train, &val);
+    int val_count = read_csv_columns(path, 2, &val_steps, &val);
     bool ok = true;
-    if (count > 0) {
+    if (train_count > 0) {
         PlotTarget target = {.dir = dir, .term = term};
-        PlotSeries series[2] = {{"train (mean since previous row)", steps, train, count},
-                                {"validation", steps, val, count}};
+        PlotSeries series[2] = {{"train (each batch)", steps, train, train_count},
+                                {"validation", val_steps, val, val_count}};
         PlotAxes axes = {.title = "seq2seq: cross-entropy per target token", .x_label = "step",
                          .y_label = "loss", .log_y = true};
-        ok = plot_lines(&target, "loss", &axes, series, 2, err);
+        ok = plot_lines(&target, "loss", &axes, series, val_count > 0 ? 2 : 1, err);
     }
-    free(steps), free(train), free(val);
+    free(steps), free(train), free(val_steps), free(val);
     return ok;
 }
 
@@ -600,13 +615,12 @@ static void next_batch(const Seq2seqData *d, RunState *run, Seq2seqPair *pairs, 
     seq2seq_batch_fill(batch, pairs, NULL, B);
 }
 
-static void print_final(const Seq2seqSettings *s, const Seq2seqData *d, long step,
-                        double train_loss, const Seq2seqScores *v) {
+static void print_final(const Seq2seqData *d, long step, double train_loss,
+                        const Seq2seqScores *v) {
     printf("final: step=%ld train_loss=%.4f val_loss=%.4f val_token_accuracy=%.4f "
            "val_exact_match=%.4f", step, train_loss, v->loss, v->token_accuracy, v->exact_match);
     if (d->from_file) printf(" val_bleu=%.4f", v->bleu);
     printf("\n");
-    (void)s;
 }
 
 /* After training: loss curve, accuracy against length, attention maps. */
@@ -622,7 +636,8 @@ static void plot_run(Graph *g, const Seq2seqModel *m, const Seq2seqSettings *s,
         rng_seed(&rng, (uint64_t)s->common.seed, 5);
         seq2seq_length_accuracy(g, m, d, low, high, s->eval_per_length, &rng, accuracy);
         char name[64];
-        snprintf(name, sizeof name, "%s attention", seq2seq_attention_name(m->config.attention));
+        snprintf(name, sizeof name, "%s attention, %s", seq2seq_attention_name(m->config.attention),
+                 seq2seq_cell_name(m->config.cell));
         const char *names[1] = {name};
         const float *curves[1] = {accuracy};
         if (!seq2seq_plot_length_chart(&target, "seq2seq: accuracy against source length", low,
@@ -657,6 +672,17 @@ static void step_buffers_free(StepBuffers *buffers, int B) {
     seq2seq_batch_free(&buffers->batch);
 }
 
+/* --lr-schedule cosine: a short linear warmup, then cosine decay to lr/20,
+ * which settles the last steps (constant: lr throughout).  A function of
+ * the step alone, so a resumed run follows the same curve. */
+static float learning_rate(const Seq2seqSettings *s, long step) {
+    Schedule schedule = {.kind = s->lr_schedule == 1 ? SCHEDULE_WARMUP_COSINE : SCHEDULE_CONSTANT,
+                         .base_lr = s->common.lr, .min_lr = s->common.lr / 20,
+                         .warmup_steps = s->common.steps / 20 < 100 ? s->common.steps / 20 : 100,
+                         .total_steps = s->common.steps};
+    return schedule_lr(&schedule, step);
+}
+
 /* One optimisation step; returns the batch loss. */
 static float train_step(Graph *g, Seq2seqModel *m, Optimizer *opt, const Seq2seqSettings *s,
                         const Seq2seqData *d, RunState *run, StepBuffers *buffers) {
@@ -669,8 +695,79 @@ static float train_step(Graph *g, Seq2seqModel *m, Optimizer *opt, const Seq2seq
     if (!isfinite(loss)) return loss;
     graph_backward(g, out.loss);
     params_clip_grad_norm(&m->params, s->clip);
-    optimizer_step(opt, &m->params, s->common.lr);
+    optimizer_step(opt, &m->params, learning_rate(s, run->step));
     return loss;
+}
+
+/* The two files a session appends to. */
+typedef struct {
+    MetricsLog metrics; /* metrics.csv: a row every --eval-every steps */
+    MetricsLog batches; /* train_loss.csv: a row every step            */
+} RunLogs;
+
+static void logs_open(const Seq2seqSettings *s, RunLogs *logs) {
+    char path[4096];
+    Error err;
+    snprintf(path, sizeof path, "%s/metrics.csv", s->common.out);
+    if (!metrics_open(&logs->metrics, path,
+                      "step,train_loss,val_loss,val_token_accuracy,val_exact_match,val_bleu,lr",
+                      s->common.resume, &err))
+        error_exit(&err, EXIT_RUNTIME_ERROR);
+    snprintf(path, sizeof path, "%s/train_loss.csv", s->common.out);
+    if (!metrics_open(&logs->batches, path, "step,train_loss", s->common.resume, &err))
+        error_exit(&err, EXIT_RUNTIME_ERROR);
+}
+
+/* Steps up to `last`, with validation, metrics and checkpoints on the way.
+ * False at a non-finite loss.  *val and *train_loss: the last evaluation. */
+static bool run_session(Graph *g, Seq2seqModel *m, Optimizer *opt, const Seq2seqSettings *s,
+                        const Seq2seqData *d, RunState *run, long last, const char *checkpoint,
+                        Seq2seqScores *val, double *train_loss) {
+    StepBuffers buffers;
+    step_buffers_init(&buffers, d, s->common.batch);
+    RunLogs logs;
+    logs_open(s, &logs);
+    Progress progress;
+    progress_start(&progress, run->step, s->common.steps, "seq/s", s->common.quiet);
+    bool finite = true;
+    while (finite && run->step < last) {
+        float loss = train_step(g, m, opt, s, d, run, &buffers);
+        if (!(finite = isfinite(loss))) {
+            progress_finish(&progress);
+            fprintf(stderr, "tinyzoo: seq2seq: the training loss became %g at step %ld; lower --lr "
+                    "or --clip, or find the op with --check-numerics\n", (double)loss, run->step + 1);
+            break;
+        }
+        run->step++;
+        run->loss_sum += loss, run->loss_count++;
+        metrics_write(&logs.batches, (double[]){(double)run->step, loss}, 2);
+        progress_update(&progress, run->step, loss, s->common.batch);
+        if (run->step % s->eval_every == 0 || run->step == last) {
+            *val = seq2seq_evaluate(g, m, &d->validation, 256, 1, 0.0f);
+            *train_loss = run->loss_sum / (double)run->loss_count;
+            metrics_write(&logs.metrics, (double[]){(double)run->step, *train_loss, val->loss,
+                                                    val->token_accuracy, val->exact_match, val->bleu,
+                                                    learning_rate(s, run->step - 1)}, 7);
+            run->loss_sum = 0, run->loss_count = 0;
+        }
+        if (s->common.checkpoint_every > 0 && run->step % s->common.checkpoint_every == 0)
+            save_or_exit(checkpoint, m, opt, s, d, run);
+    }
+    if (finite) progress_finish(&progress);
+    metrics_close(&logs.metrics);
+    metrics_close(&logs.batches);
+    step_buffers_free(&buffers, s->common.batch);
+    return finite;
+}
+
+/* The run directory is created only once the data has loaded, so a bad
+ * --data file leaves nothing behind. */
+static void create_run_directory(const Seq2seqSettings *s, const Option *options, int count) {
+    char path[4096];
+    Error err;
+    if (!make_directory(s->common.out, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
+    snprintf(path, sizeof path, "%s/config.txt", s->common.out);
+    if (!options_write_config(path, options, count, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
 }
 
 int seq2seq_train(const Seq2seqSettings *s, const Option *options, int option_count) {
@@ -678,15 +775,12 @@ int seq2seq_train(const Seq2seqSettings *s, const Option *options, int option_co
     threads_set(s->common.threads);
     Seq2seqData data;
     if (!seq2seq_data_build(s, &data, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
-    /* The run directory is created only once the data has loaded, so a bad
-     * --data file leaves nothing behind. */
-    char path[4096], checkpoint[4096];
-    if (!make_directory(s->common.out, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
-    snprintf(path, sizeof path, "%s/config.txt", s->common.out);
-    if (!options_write_config(path, options, option_count, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
+    create_run_directory(s, options, option_count);
     if (data.from_file && s->common.batch > data.train.count && !s->common.quiet)
         fprintf(stderr, "note: --batch %d is larger than the %d training pairs; batches repeat pairs\n",
                 s->common.batch, data.train.count);
+    /* Separate random streams: data 1, initialisation 2, teacher forcing 4
+     * (3 and 5 pick the validation and chart examples). */
     Seq2seqConfig config = {s->cell, s->attention, s->layers, s->embed, s->hidden,
                             data.vocabs.source.size, data.vocabs.target.size};
     RunState run = {0};
@@ -699,65 +793,33 @@ int seq2seq_train(const Seq2seqSettings *s, const Option *options, int option_co
     Optimizer opt;
     optimizer_init(&opt, OPTIMIZER_ADAM, &model.params);
     if (data.from_file) batch_sampler_init(&run.sampler, data.train.count, &run.data_rng);
-
+    char checkpoint[4096];
     snprintf(checkpoint, sizeof checkpoint, "%s/model.safetensors", s->common.out);
     if (s->common.resume) {
         const char *from = s->common.checkpoint ? s->common.checkpoint : checkpoint;
         if (!resume_from(from, &model, &opt, &data, &run, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
         if (!s->common.quiet) fprintf(stderr, "resuming %s at step %ld\n", from, run.step);
     }
-    snprintf(path, sizeof path, "%s/metrics.csv", s->common.out);
-    MetricsLog log;
-    if (!metrics_open(&log, path, "step,train_loss,val_loss,val_token_accuracy,val_exact_match,val_bleu,lr",
-                      s->common.resume, &err))
-        error_exit(&err, EXIT_RUNTIME_ERROR);
     Graph g;
     graph_init(&g, 16 << 20, 4096);
     g.check_numerics = s->common.check_numerics;
-    StepBuffers buffers;
-    step_buffers_init(&buffers, &data, s->common.batch);
-
-    Progress progress;
-    progress_start(&progress, run.step, s->common.steps, "seq/s", s->common.quiet);
-    float loss = 0;
-    double last_train_loss = 0;
+    /* --stop-at K ends this session at step K of the --steps schedule;
+     * --resume continues it, exactly as if it had never stopped. */
+    long last = s->stop_at > 0 && s->stop_at < s->common.steps ? s->stop_at : s->common.steps;
     Seq2seqScores val = {0};
-    bool evaluated = false;
-    while (run.step < s->common.steps) {
-        loss = train_step(&g, &model, &opt, s, &data, &run, &buffers);
-        if (!isfinite(loss)) {
-            progress_finish(&progress);
-            fprintf(stderr, "tinyzoo: seq2seq: the training loss became %g at step %ld; lower --lr "
-                    "or --clip, or find the op with --check-numerics\n", (double)loss, run.step + 1);
-            return EXIT_RUNTIME_ERROR;
-        }
-        run.step++;
-        run.loss_sum += loss, run.loss_count++;
-        progress_update(&progress, run.step, loss, s->common.batch);
-        if (run.step % s->eval_every == 0 || run.step == s->common.steps) {
-            val = seq2seq_evaluate(&g, &model, &data.validation, 256, 1, 0.0f);
-            evaluated = true;
-            last_train_loss = run.loss_sum / (double)run.loss_count;
-            metrics_write(&log, (double[]){(double)run.step, last_train_loss, val.loss,
-                                           val.token_accuracy, val.exact_match, val.bleu,
-                                           s->common.lr}, 7);
-            run.loss_sum = 0, run.loss_count = 0;
-        }
-        if (s->common.checkpoint_every > 0 && run.step % s->common.checkpoint_every == 0)
-            save_or_exit(checkpoint, &model, &opt, s, &data, &run);
+    double train_loss = NAN;
+    int status = EXIT_RUNTIME_ERROR;
+    if (run_session(&g, &model, &opt, s, &data, &run, last, checkpoint, &val, &train_loss)) {
+        if (val.count == 0) val = seq2seq_evaluate(&g, &model, &data.validation, 256, 1, 0.0f);
+        save_or_exit(checkpoint, &model, &opt, s, &data, &run);
+        plot_run(&g, &model, s, &data);
+        print_final(&data, run.step, train_loss, &val);
+        status = 0;
     }
-    progress_finish(&progress);
-    metrics_close(&log);
-    if (!evaluated) val = seq2seq_evaluate(&g, &model, &data.validation, 256, 1, 0.0f);
-    save_or_exit(checkpoint, &model, &opt, s, &data, &run);
-    plot_run(&g, &model, s, &data);
-    print_final(s, &data, run.step, last_train_loss, &val);
-
-    step_buffers_free(&buffers, s->common.batch);
     graph_free(&g);
     if (data.from_file) batch_sampler_free(&run.sampler);
     optimizer_free(&opt);
     seq2seq_model_free(&model);
     seq2seq_data_free(&data);
-    return 0;
+    return status;
 }

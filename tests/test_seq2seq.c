@@ -181,6 +181,19 @@ static Tensor *additive_forward(Graph *g, Tensor *const *in, void *context) {
     return seq2seq_additive_scores(g, in[0], in[1], in[2]);
 }
 
+static Tensor *dot_scores_forward(Graph *g, Tensor *const *in, void *context) {
+    (void)context;
+    return seq2seq_dot_scores(g, in[0], in[1]);
+}
+
+/* Softmax first, with a padded position: the weights the op really gets. */
+static Tensor *context_forward(Graph *g, Tensor *const *in, void *context) {
+    (void)context;
+    Tensor *mask = tensor_of(g, false, 2, 3, 5);
+    for (int i = 0; i < mask->numel; i++) mask->data[i] = i != 7; /* row 1, position 2 masked */
+    return seq2seq_context(g, op_softmax(g, in[0], mask), in[1]);
+}
+
 static Tensor *hidden_states_forward(Graph *g, Tensor *const *in, void *context) {
     bool batch_major = *(const bool *)context;
     /* a product, so that the gradient reaching the copy is not constant */
@@ -204,6 +217,13 @@ START_TEST(test_fused_op_gradients) {
                            gradcheck_random_of("query", 1.0f, &rng, 2, B, A),
                            gradcheck_random_of("v", 1.0f, &rng, 1, A)};
     ck_assert_int_eq(gradcheck_tensor("additive_scores", additive_forward, NULL, additive, 3, GRADCHECK_DEFAULT), 0);
+    Tensor *dot[2] = {gradcheck_random_of("keys", 1.0f, &rng, 3, B, S, H),
+                      gradcheck_random_of("query", 1.0f, &rng, 2, B, H)};
+    ck_assert_int_eq(gradcheck_tensor("dot_scores", dot_scores_forward, NULL, dot, 2, GRADCHECK_DEFAULT), 0);
+    Tensor *ctx[2] = {gradcheck_random_of("scores", 1.0f, &rng, 2, B, S),
+                      gradcheck_random_of("memory", 1.0f, &rng, 3, B, S, H)};
+    ck_assert_int_eq(gradcheck_tensor("context", context_forward, NULL, ctx, 2, GRADCHECK_DEFAULT), 0);
+    for (int i = 0; i < 2; i++) tensor_free(dot[i]), tensor_free(ctx[i]);
     Tensor *states[1] = {gradcheck_random_of("states", 1.0f, &rng, 4, S, 2, B, H)};
     for (int major = 0; major < 2; major++) {
         bool batch_major = major;
@@ -620,10 +640,11 @@ static void check_resume(const char *data_option) {
     const char *bin = test_bin_dir();
     const char *variants[3] = {"--threads 1", "--threads 2", "--threads 1"};
     for (int v = 0; v < 3; v++) {
-        if (v == 2) { /* 9 steps, then resume up to 20 */
-            snprintf(command, sizeof command, "%s/seq2seq train %s %s --steps 9 --out %s/run2 --attention luong --cell lstm",
-                     bin, data_option, SMALL_RUN, dir);
+        if (v == 2) { /* a session that stops after 9 of the 20 steps, then --resume */
+            snprintf(command, sizeof command, "%s/seq2seq train %s %s --steps 20 --stop-at 9 --out %s/run2 "
+                     "--attention luong --cell lstm", bin, data_option, SMALL_RUN, dir);
             ck_assert_msg(run_command(command, output, sizeof output) == 0, "%s\n%s", command, output);
+            ck_assert_msg(strstr(output, "final: step=9 ") != NULL, "%s", output);
         }
         snprintf(command, sizeof command, "%s/seq2seq train %s %s --steps 20 --out %s/run%d %s --attention luong --cell lstm %s",
                  bin, data_option, SMALL_RUN, dir, v, variants[v], v == 2 ? "--resume" : "");
