@@ -444,7 +444,7 @@ static LineKind classify_line(const char *line, size_t length, size_t max_line_b
  * except × U+00D7).  Both map to a letter 0x20 higher with the same byte
  * count (C3 80..C3 9E -> C3 A0..C3 BE), so this works in place.  Other
  * scripts are left alone: full Unicode case mapping needs tables. */
-static void lowercase_in_place(char *text) {
+void text_lowercase(char *text) {
     unsigned char *t = (unsigned char *)text;
     for (size_t i = 0; t[i] != '\0'; i++) {
         if (t[i] >= 'A' && t[i] <= 'Z') {
@@ -474,8 +474,8 @@ static void pair_list_append(PairList *list, int *capacity, const LineColumns *c
     pair->target = copy_span(columns->target, columns->target_length);
     pair->line = line_number;
     if (lowercase) {
-        lowercase_in_place(pair->source);
-        lowercase_in_place(pair->target);
+        text_lowercase(pair->source);
+        text_lowercase(pair->target);
     }
 }
 

@@ -40,6 +40,10 @@ int utf8_encode(uint32_t codepoint, char *out);
 /* Byte offset of the first invalid sequence, or -1 when all is valid. */
 long utf8_first_invalid(const char *bytes, size_t size);
 
+/* Lowercases A-Z and the Latin-1 capitals À..Þ (UTF-8) in place; other
+ * scripts are left alone (full Unicode case mapping needs tables). */
+void text_lowercase(char *text);
+
 /* ---- Vocabulary ----------------------------------------------------------- */
 
 /* A bidirectional map between tokens (short strings) and ids 0..size-1.

@@ -298,11 +298,6 @@ static void print_alignment(const Seq2seqVocabs *v, const int *source, int S, co
     }
 }
 
-static void lowercase_ascii(char *text) {
-    for (; *text; text++)
-        if (*text >= 'A' && *text <= 'Z') *text = (char)(*text - 'A' + 'a');
-}
-
 static int command_translate(Seq2seqSettings *s) {
     threads_set(s->common.threads);
     Loaded loaded;
@@ -334,7 +329,7 @@ static int command_translate(Seq2seqSettings *s) {
     while ((length = getline(&line, &line_size, input)) >= 0) {
         number++;
         while (length > 0 && (line[length - 1] == '\n' || line[length - 1] == '\r')) line[--length] = '\0';
-        if (lowercase && strcmp(lowercase, "1") == 0) lowercase_ascii(line);
+        if (lowercase && strcmp(lowercase, "1") == 0) text_lowercase(line); /* as --data was, at training */
         int S = seq2seq_tokenize(&loaded.vocabs.source, loaded.vocabs.words, line, source, capacity);
         if (S < 0) {
             fprintf(stderr, "tinyzoo: %s line %d: invalid UTF-8 or more than %d tokens\n",

@@ -476,8 +476,9 @@ bool seq2seq_plot_length_chart(const PlotTarget *target, const char *title, int 
     }
     char full_title[256];
     snprintf(full_title, sizeof full_title, "%s (trained on lengths up to %d)", title, train_max);
+    /* Accuracy falls with length, so the lower left is where curves are not. */
     PlotAxes axes = {.title = full_title, .x_label = "source length (tokens)",
-                     .y_label = "exact-match accuracy (%)"};
+                     .y_label = "exact-match accuracy (%)", .legend = "bottom left"};
     bool ok = plot_lines(target, "length_accuracy", &axes, series, runs, err);
     for (int r = 0; r < runs; r++) free(ys[r]);
     free(ys), free(series), free(x);
