@@ -10,12 +10,12 @@
  * corruption of the dae.
  */
 #include <math.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "autoencoder.h"
+#include "fastmath.h"
 
 /* ==== Config ================================================================= */
 
@@ -257,27 +257,6 @@ static void l1_backward(TapeEntry *entry) {
 
 /* ---- Sigmoid output and binary cross-entropy, fused ------------------------------ */
 
-/* exp(x) for x <= 0, in plain arithmetic that the compiler vectorizes (libm's
- * expf is a function call per element, and this loss touches B*D of them).
- * x = n ln2 + r with |r| <= ln2/2; exp(r) by its Taylor series to r^7
- * (error below r^8/8! < 1e-8, under float's 6e-8); 2^n put straight into the
- * exponent bits.  Below -87, exp(x) < 2^-125: clamped there, near 0. */
-static inline float exp_nonpositive(float x) {
-    const float LOG2E = 1.44269504f, LN2_HIGH = 0.693145752f, LN2_LOW = 1.42860677e-6f;
-    x = x < -87.0f ? -87.0f : x;
-    /* n = round(x / ln2): adding and removing 1.5 * 2^23 leaves no bits for
-     * a fraction, so it rounds to the nearest integer without a libm call. */
-    const float ROUND = 12582912.0f;
-    float n = (x * LOG2E + ROUND) - ROUND;
-    float r = (x - n * LN2_HIGH) - n * LN2_LOW; /* ln2 in two parts: r stays exact */
-    float p = 1.0f + r * (1.0f + r * (1.0f / 2 + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 +
-                                                       r * (1.0f / 720 + r * (1.0f / 5040)))))));
-    int32_t bits = ((int32_t)n + 127) << 23; /* the float 2^n */
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
-
 /* log(1 + e) for e in [0, 1]: with s = e / (2 + e) in [0, 1/3],
  * log(1 + e) = 2 atanh(s) = 2 (s + s^3/3 + s^5/5 + ...); seven terms leave
  * an error under (1/9)^7 / 15 relative, and it stays accurate as e -> 0,
@@ -306,7 +285,7 @@ static Tensor *sigmoid_bce(Graph *g, Tensor *logits, const Tensor *target, Tenso
     float *terms = arena_alloc(&g->arena, sizeof(float) * (size_t)logits->numel); /* (B*D) */
     const float *x = logits->data, *t = target->data;
     for (int i = 0; i < logits->numel; i++) { /* vectorized: no calls, no branches */
-        float e = exp_nonpositive(-fabsf(x[i]));
+        float e = exp_fast(-fabsf(x[i])); /* common/fastmath.h: vectorised */
         float inverse = 1.0f / (1.0f + e);
         p->data[i] = x[i] >= 0 ? inverse : e * inverse;
         terms[i] = (x[i] > 0 ? x[i] : 0.0f) - x[i] * t[i] + log1p_unit(e);

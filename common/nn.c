@@ -140,8 +140,7 @@ void linear_init(Linear *layer, Rng *rng) {
 
 /* y = x W^T + b:  x (..., In) @ W^T (In, Out) -> (..., Out) */
 Tensor *linear_forward(Graph *g, const Linear *layer, Tensor *x) {
-    Tensor *y = op_matmul(g, x, layer->weight, TRANSPOSE_B); /* (..., Out) */
-    return layer->bias ? op_add_bias(g, y, layer->bias) : y;
+    return op_linear(g, x, layer->weight, layer->bias); /* (..., Out) */
 }
 
 Embedding embedding_declare(ParamSet *ps, const char *name, int vocab, int dim) {

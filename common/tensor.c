@@ -10,6 +10,18 @@
  *   4. the ops, each forward followed by its backward, with the derivative
  *      written above the backward
  *   5. graph_backward       (the reverse walk that calls the backwards)
+ *
+ * Speed and determinism.  Above PARALLEL_MIN_FLOATS elements the pointwise
+ * and row-wise ops share their loops out between the threads (OpenMP), and
+ * they call the vectorisable exp/erf of fastmath.h.  Every result is the
+ * same, bit for bit, for any thread count and without OpenMP:
+ *   - pointwise ops and per-row work (softmax, layernorm, a row's loss) do
+ *     not depend on which thread runs them;
+ *   - sums over rows (a bias or gamma gradient) are split by COLUMNS, so
+ *     each column is still summed over its rows in row order;
+ *   - sums within a row use fastmath.h's fixed LANES order, which depends
+ *     on the row length only;
+ *   - per-row losses are added up on one thread, in row order.
  */
 #include "tensor.h"
 
@@ -18,8 +30,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fastmath.h"
 #include "matmul.h"
 #include "util.h"
+
+/* OpenMP directives as a macro, so that a build without OpenMP has no
+ * "ignoring #pragma" warnings: OMP("omp for") is #pragma omp for. */
+#ifdef _OPENMP
+#define OMP(directive) _Pragma(directive)
+#else
+#define OMP(directive)
+#endif
+
+/* Below this many floats an op stays on one thread: waking the others
+ * costs a few microseconds, more than a small pass over memory. */
+enum { PARALLEL_MIN_FLOATS = 1 << 14 };
 
 const char *const op_names[OP_COUNT] = {
 #define OP_NAME_ENTRY(kind, text) text,
@@ -219,6 +244,12 @@ Tensor *tensor_new(Graph *g, int ndim, const int *shape, bool with_grad) {
     return arena_tensor(g, ndim, shape, with_grad, true);
 }
 
+Tensor *tensor_empty(Graph *g, int ndim, const int *shape, bool with_grad, const char *name) {
+    Tensor *t = arena_tensor(g, ndim, shape, with_grad, false);
+    t->name = name;
+    return t;
+}
+
 Tensor *tensor_alloc(const char *name, int ndim, const int *shape, bool with_grad) {
     Tensor *t = xcalloc(1, sizeof(Tensor));
     tensor_set_shape(t, ndim, shape, "tensor_alloc");
@@ -307,9 +338,7 @@ Tensor *tensor_rows(Graph *g, Tensor *t, int first, int count) {
 /* An op's output: same graph, gradient when any input has one.  Its values
  * are NOT zeroed: every op below writes all of them. */
 static Tensor *op_output(Graph *g, OpKind op, int ndim, const int *shape, bool with_grad) {
-    Tensor *out = arena_tensor(g, ndim, shape, with_grad, false);
-    out->name = op_names[op];
-    return out;
+    return tensor_empty(g, ndim, shape, with_grad, op_names[op]);
 }
 
 static Tensor *op_output_like(Graph *g, OpKind op, const Tensor *like, bool with_grad) {
@@ -319,6 +348,41 @@ static Tensor *op_output_like(Graph *g, OpKind op, const Tensor *like, bool with
 /* Number of rows when the last dimension is the row: (..., C) -> N. */
 static int leading_rows(const Tensor *t) {
     return t->numel / t->shape[t->ndim - 1];
+}
+
+/* Pointwise passes are cut into chunks of CHUNK floats shared out between
+ * the threads; each chunk runs a small kernel whose pointers are `restrict`
+ * (they never overlap), so that the compiler vectorises its loop. */
+enum { CHUNK = 1 << 13 };
+
+static int chunk_count(int n) { return (n + CHUNK - 1) / CHUNK; }
+static int chunk_size(int n, int c) { return n - c * CHUNK < CHUNK ? n - c * CHUNK : CHUNK; }
+
+/* y += d and y += d * w over n floats: the gradient of most pointwise ops. */
+static void accumulate_kernel(const float *restrict d, float *restrict y, int n) {
+    for (int i = 0; i < n; i++) y[i] += d[i];
+}
+
+static void accumulate_product_kernel(const float *restrict d, const float *restrict w,
+                                      float *restrict y, int n) {
+    for (int i = 0; i < n; i++) y[i] += d[i] * w[i];
+}
+
+/* sums[c] += sum over r of m[r, c], m (rows, cols): the gradient of a bias
+ * or a LayerNorm gamma.  The columns, not the rows, are shared out between
+ * the threads, so every column is summed in row order whatever their number;
+ * a thread walks its columns row by row, reading memory in order. */
+static void column_sums(const float *m, int rows, int cols, float *sums) {
+    int threads = threads_get();
+    int chunk = (cols + threads - 1) / threads;
+    OMP("omp parallel for num_threads(threads) schedule(static) if ((long)rows * cols >= PARALLEL_MIN_FLOATS)")
+    for (int first = 0; first < cols; first += chunk) {
+        int last = first + chunk < cols ? first + chunk : cols;
+        for (int r = 0; r < rows; r++) {
+            const float *row = m + (size_t)r * cols;
+            for (int c = first; c < last; c++) sums[c] += row[c];
+        }
+    }
 }
 
 /* ======================================================================== */
@@ -419,17 +483,27 @@ static void matmul_backward(TapeEntry *entry) {
 
 /* ---- add, sub, mul, scale ------------------------------------------------ */
 
+/* One chunk of y = a + b, a - b or a * b; each loop is vectorised. */
+static void binary_kernel(OpKind op, const float *restrict a, const float *restrict b,
+                          float *restrict y, int n) {
+    switch (op) {
+    case OP_ADD: for (int i = 0; i < n; i++) y[i] = a[i] + b[i]; break;
+    case OP_SUB: for (int i = 0; i < n; i++) y[i] = a[i] - b[i]; break;
+    default: for (int i = 0; i < n; i++) y[i] = a[i] * b[i]; break; /* OP_MUL */
+    }
+}
+
 static Tensor *elementwise_binary(Graph *g, OpKind op, Tensor *a, Tensor *b) {
     tensor_check_shapes(tensor_same_shape(a, b), op_names[op], a, b,
                         "elementwise ops need equal shapes");
     bool grad = graph_needs_grad(g, a, b, NULL);
     Tensor *out = op_output_like(g, op, a, grad);
-    float *y = out->data;
-    const float *x1 = a->data, *x2 = b->data;
     int n = out->numel;
-    if (op == OP_ADD) for (int i = 0; i < n; i++) y[i] = x1[i] + x2[i];
-    if (op == OP_SUB) for (int i = 0; i < n; i++) y[i] = x1[i] - x2[i];
-    if (op == OP_MUL) for (int i = 0; i < n; i++) y[i] = x1[i] * x2[i];
+    OMP("omp parallel for num_threads(threads_get()) schedule(static) if (n >= PARALLEL_MIN_FLOATS)")
+    for (int c = 0; c < chunk_count(n); c++) {
+        size_t first = (size_t)c * CHUNK;
+        binary_kernel(op, a->data + first, b->data + first, out->data + first, chunk_size(n, c));
+    }
     if (grad) tape_record(g, op, out, a, b, NULL);
     check_finite(g, op, out, out->data, "values");
     return out;
@@ -443,21 +517,22 @@ Tensor *op_mul(Graph *g, Tensor *a, Tensor *b) { return elementwise_binary(g, OP
  * y = a * b: da += dy * b, db += dy * a. */
 static void elementwise_binary_backward(TapeEntry *entry) {
     Tensor *a = entry->inputs[0], *b = entry->inputs[1];
-    const float *dy = entry->out->grad;
+    OpKind op = entry->op;
     int n = entry->out->numel;
-    switch (entry->op) {
-    case OP_ADD:
-        if (a->grad) for (int i = 0; i < n; i++) a->grad[i] += dy[i];
-        if (b->grad) for (int i = 0; i < n; i++) b->grad[i] += dy[i];
-        break;
-    case OP_SUB:
-        if (a->grad) for (int i = 0; i < n; i++) a->grad[i] += dy[i];
-        if (b->grad) for (int i = 0; i < n; i++) b->grad[i] -= dy[i];
-        break;
-    default: /* OP_MUL */
-        if (a->grad) for (int i = 0; i < n; i++) a->grad[i] += dy[i] * b->data[i];
-        if (b->grad) for (int i = 0; i < n; i++) b->grad[i] += dy[i] * a->data[i];
-        break;
+    OMP("omp parallel for num_threads(threads_get()) schedule(static) if (n >= PARALLEL_MIN_FLOATS)")
+    for (int c = 0; c < chunk_count(n); c++) {
+        size_t first = (size_t)c * CHUNK;
+        int count = chunk_size(n, c);
+        const float *dy = entry->out->grad + first;
+        if (op == OP_MUL) {
+            if (a->grad) accumulate_product_kernel(dy, b->data + first, a->grad + first, count);
+            if (b->grad) accumulate_product_kernel(dy, a->data + first, b->grad + first, count);
+            continue;
+        }
+        if (a->grad) accumulate_kernel(dy, a->grad + first, count);
+        if (b->grad && op == OP_ADD) accumulate_kernel(dy, b->grad + first, count);
+        if (b->grad && op == OP_SUB)
+            for (int i = 0; i < count; i++) b->grad[first + i] -= dy[i];
     }
 }
 
@@ -486,6 +561,7 @@ Tensor *op_add_bias(Graph *g, Tensor *x, Tensor *bias) {
     bool grad = graph_needs_grad(g, x, bias, NULL);
     Tensor *out = op_output_like(g, OP_ADD_BIAS, x, grad);
     int rows = leading_rows(x);
+    OMP("omp parallel for num_threads(threads_get()) schedule(static) if ((long)rows * C >= PARALLEL_MIN_FLOATS)")
     for (int r = 0; r < rows; r++) {
         const float *in = x->data + (size_t)r * C;
         float *y = out->data + (size_t)r * C;
@@ -500,11 +576,78 @@ Tensor *op_add_bias(Graph *g, Tensor *x, Tensor *bias) {
 static void add_bias_backward(TapeEntry *entry) {
     Tensor *x = entry->inputs[0], *bias = entry->inputs[1];
     const float *dy = entry->out->grad;
-    int C = bias->shape[0], rows = leading_rows(x);
-    if (x->grad) for (int i = 0; i < x->numel; i++) x->grad[i] += dy[i];
-    if (bias->grad)
+    int C = bias->shape[0], rows = leading_rows(x), n = x->numel;
+    if (x->grad) {
+        OMP("omp parallel for num_threads(threads_get()) schedule(static) if (n >= PARALLEL_MIN_FLOATS)")
+        for (int c = 0; c < chunk_count(n); c++)
+            accumulate_kernel(dy + (size_t)c * CHUNK, x->grad + (size_t)c * CHUNK, chunk_size(n, c));
+    }
+    if (bias->grad) column_sums(dy, rows, C, bias->grad);
+}
+
+/* ---- linear: y = x W^T + b, fused ---------------------------------------------
+ * One op (one tape entry, one pass over y) instead of op_matmul followed by
+ * op_add_bias: y starts as the bias, and matmul() accumulates x W^T onto it. */
+
+/* Linear layers on at most this many rows (generation: one token at a time)
+ * use one dot product per output: matmul() would first copy ("pack") the
+ * whole weight matrix to multiply it by a single row. */
+enum { LINEAR_FEW_ROWS = 4 };
+
+Tensor *op_linear(Graph *g, Tensor *x, Tensor *weight, Tensor *bias) {
+    int In = weight->shape[1], Out = weight->shape[0], rows = leading_rows(x);
+    tensor_check_shapes(weight->ndim == 2 && x->shape[x->ndim - 1] == In, "linear", x, weight,
+                        "the weight must be (Out, In), In the size of x's last dimension");
+    if (bias)
+        tensor_check_shapes(bias->ndim == 1 && bias->shape[0] == Out, "linear", weight, bias,
+                            "the bias must be 1-D with the weight's first dimension (Out)");
+    int shape[TENSOR_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[x->ndim - 1] = Out;
+    bool grad = graph_needs_grad(g, x, weight, bias);
+    Tensor *out = op_output(g, OP_LINEAR, x->ndim, shape, grad); /* (..., Out) */
+    for (int r = 0; r < rows; r++) { /* every row of y starts as the bias (or 0) */
+        float *y = out->data + (size_t)r * Out;
+        if (bias) memcpy(y, bias->data, (size_t)Out * sizeof(float));
+        else memset(y, 0, (size_t)Out * sizeof(float));
+    }
+    if (rows <= LINEAR_FEW_ROWS) {
         for (int r = 0; r < rows; r++)
-            for (int c = 0; c < C; c++) bias->grad[c] += dy[(size_t)r * C + c];
+            for (int o = 0; o < Out; o++)
+                out->data[(size_t)r * Out + o] +=
+                    dot_fast(x->data + (size_t)r * In, weight->data + (size_t)o * In, In);
+    } else {
+        MatmulSpec spec = {.batch = 1, .M = rows, .N = Out, .K = In, .A = x->data, .lda = In,
+                           .B = weight->data, .ldb = In, .transpose_b = true, .C = out->data,
+                           .ldc = Out, .accumulate = true};
+        matmul(&spec);
+    }
+    if (grad) tape_record(g, OP_LINEAR, out, x, weight, bias);
+    check_finite(g, OP_LINEAR, out, out->data, "values");
+    return out;
+}
+
+/* y = x W^T + b, x (N, In) (leading dimensions flattened), W (Out, In):
+ *   dx += dy W          (N, Out) @ (Out, In)
+ *   dW += dy^T x        (Out, N) @ (N, In)   (summed over the rows: W is shared)
+ *   db += sum_r dy[r]   column sums of dy */
+static void linear_backward(TapeEntry *entry) {
+    Tensor *x = entry->inputs[0], *weight = entry->inputs[1], *bias = entry->inputs[2];
+    const float *dy = entry->out->grad;
+    int In = weight->shape[1], Out = weight->shape[0], rows = leading_rows(x);
+    if (x->grad) {
+        MatmulSpec spec = {.batch = 1, .M = rows, .N = In, .K = Out, .A = dy, .lda = Out,
+                           .B = weight->data, .ldb = In, .C = x->grad, .ldc = In,
+                           .accumulate = true};
+        matmul(&spec);
+    }
+    if (weight->grad) {
+        MatmulSpec spec = {.batch = 1, .M = Out, .N = In, .K = rows, .A = dy, .lda = Out,
+                           .transpose_a = true, .B = x->data, .ldb = In, .C = weight->grad,
+                           .ldc = In, .accumulate = true};
+        matmul(&spec);
+    }
+    if (bias && bias->grad) column_sums(dy, rows, Out, bias->grad);
 }
 
 /* ---- sum and mean ---------------------------------------------------------- */
@@ -536,19 +679,31 @@ static void reduce_all_backward(TapeEntry *entry) {
 static const float INV_SQRT2 = 0.70710678118654752440f;
 static const float INV_SQRT_2PI = 0.39894228040143267794f;
 
-static Tensor *activation(Graph *g, OpKind op, Tensor *a) {
-    bool grad = graph_needs_grad(g, a, NULL, NULL);
-    Tensor *out = op_output_like(g, op, a, grad);
-    const float *x = a->data;
-    float *y = out->data;
-    int n = a->numel;
+/* GELU: y = x Phi(x) = x (1 + erf(x / sqrt 2)) / 2, Phi the normal CDF,
+ * with the vectorisable erf of fastmath.h. */
+FUSE_MULTIPLY_ADD
+static void gelu_kernel(const float *restrict x, float *restrict y, int n) {
+    for (int i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erf_fast(x[i] * INV_SQRT2));
+}
+
+/* One chunk of an activation. */
+static void activation_kernel(OpKind op, const float *restrict x, float *restrict y, int n) {
     switch (op) {
     case OP_TANH: for (int i = 0; i < n; i++) y[i] = tanhf(x[i]); break;
     case OP_SIGMOID: for (int i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i])); break;
     case OP_RELU: for (int i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0; break;
-    default: /* OP_GELU: x * Phi(x), Phi the standard normal CDF */
-        for (int i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * INV_SQRT2));
-        break;
+    default: gelu_kernel(x, y, n); break; /* OP_GELU */
+    }
+}
+
+static Tensor *activation(Graph *g, OpKind op, Tensor *a) {
+    bool grad = graph_needs_grad(g, a, NULL, NULL);
+    Tensor *out = op_output_like(g, op, a, grad);
+    int n = a->numel;
+    OMP("omp parallel for num_threads(threads_get()) schedule(static) if (n >= PARALLEL_MIN_FLOATS)")
+    for (int c = 0; c < chunk_count(n); c++) {
+        size_t first = (size_t)c * CHUNK;
+        activation_kernel(op, a->data + first, out->data + first, chunk_size(n, c));
     }
     if (grad) tape_record(g, op, out, a, NULL, NULL);
     check_finite(g, op, out, out->data, "values");
@@ -560,33 +715,70 @@ Tensor *op_sigmoid(Graph *g, Tensor *a) { return activation(g, OP_SIGMOID, a); }
 Tensor *op_relu(Graph *g, Tensor *a) { return activation(g, OP_RELU, a); }
 Tensor *op_gelu(Graph *g, Tensor *a) { return activation(g, OP_GELU, a); }
 
+/* gelu: dy/dx = Phi(x) + x phi(x),  phi(x) = exp(-x^2/2) / sqrt(2 pi).
+ * erf(x / sqrt 2) needs exp(-x^2 / 2) too, so it is computed once and
+ * shared (erf_from_exp is the erf of fastmath.h, given that exp). */
+FUSE_MULTIPLY_ADD
+static void gelu_backward_kernel(const float *restrict x, const float *restrict dy,
+                                 float *restrict dx, int n) {
+    for (int i = 0; i < n; i++) {
+        float gauss = exp_fast(-0.5f * x[i] * x[i]);         /* exp(-x^2/2) = exp(-z^2) */
+        float erf_z = erf_from_exp(x[i] * INV_SQRT2, gauss); /* erf(z), z = x / sqrt 2 */
+        float cdf = 0.5f * (1.0f + erf_z);
+        dx[i] += dy[i] * (cdf + x[i] * INV_SQRT_2PI * gauss);
+    }
+}
+
 /* tanh:    dy/dx = 1 - y^2
  * sigmoid: dy/dx = y (1 - y)
  * relu:    dy/dx = 1 if x > 0 else 0
- * gelu:    dy/dx = Phi(x) + x phi(x),  phi(x) = exp(-x^2/2) / sqrt(2 pi) */
-static void activation_backward(TapeEntry *entry) {
-    Tensor *a = entry->inputs[0];
-    const float *x = a->data, *y = entry->out->data, *dy = entry->out->grad;
-    float *dx = a->grad;
-    int n = a->numel;
-    switch (entry->op) {
+ * gelu:    above */
+static void activation_backward_kernel(OpKind op, const float *restrict x, const float *restrict y,
+                                       const float *restrict dy, float *restrict dx, int n) {
+    switch (op) {
     case OP_TANH: for (int i = 0; i < n; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]); break;
     case OP_SIGMOID: for (int i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]); break;
     case OP_RELU: for (int i = 0; i < n; i++) dx[i] += x[i] > 0 ? dy[i] : 0; break;
-    default:
-        for (int i = 0; i < n; i++) {
-            float cdf = 0.5f * (1.0f + erff(x[i] * INV_SQRT2));
-            float pdf = INV_SQRT_2PI * expf(-0.5f * x[i] * x[i]);
-            dx[i] += dy[i] * (cdf + x[i] * pdf);
-        }
-        break;
+    default: gelu_backward_kernel(x, dy, dx, n); break; /* OP_GELU */
+    }
+}
+
+static void activation_backward(TapeEntry *entry) {
+    Tensor *a = entry->inputs[0], *out = entry->out;
+    int n = a->numel;
+    OMP("omp parallel for num_threads(threads_get()) schedule(static) if (n >= PARALLEL_MIN_FLOATS)")
+    for (int c = 0; c < chunk_count(n); c++) {
+        size_t first = (size_t)c * CHUNK;
+        activation_backward_kernel(entry->op, a->data + first, out->data + first,
+                                   out->grad + first, a->grad + first, chunk_size(n, c));
     }
 }
 
 /* ---- softmax over the last dimension, with an optional mask ------------------ */
 
+/* One row: y = softmax(x) over the allowed positions (allowed NULL: all).
+ * Subtracting the max changes nothing mathematically but keeps exp() from
+ * overflowing.  Without a mask every loop is a plain vectorised pass. */
+FUSE_MULTIPLY_ADD
+static void softmax_row(const float *restrict x, const float *restrict allowed, int C,
+                        float *restrict y) {
+    float highest = -INFINITY;
+    if (allowed == NULL) highest = max_fast(x, C);
+    else
+        for (int c = 0; c < C; c++)
+            if (allowed[c] != 0 && x[c] > highest) highest = x[c];
+    if (highest == -INFINITY) { /* every position masked: zeros */
+        memset(y, 0, (size_t)C * sizeof(float));
+        return;
+    }
+    if (allowed == NULL) for (int c = 0; c < C; c++) y[c] = exp_fast(x[c] - highest);
+    else for (int c = 0; c < C; c++) y[c] = allowed[c] != 0 ? exp_fast(x[c] - highest) : 0.0f;
+    float inverse = 1.0f / sum_fast(y, C);
+    for (int c = 0; c < C; c++) y[c] *= inverse;
+}
+
 Tensor *op_softmax(Graph *g, Tensor *x, const Tensor *mask) {
-    int C = x->shape[x->ndim - 1], rows = leading_rows(x), mask_rows = 0;
+    int C = x->shape[x->ndim - 1], rows = leading_rows(x), mask_rows = 1;
     if (mask != NULL) {
         bool trailing = mask->ndim <= x->ndim;
         for (int i = 1; trailing && i <= mask->ndim; i++)
@@ -597,27 +789,12 @@ Tensor *op_softmax(Graph *g, Tensor *x, const Tensor *mask) {
     }
     bool grad = graph_needs_grad(g, x, NULL, NULL);
     Tensor *out = op_output_like(g, OP_SOFTMAX, x, grad);
+    /* Rows are independent: shared out between the threads. */
+    OMP("omp parallel for num_threads(threads_get()) schedule(static) if ((long)rows * C >= PARALLEL_MIN_FLOATS)")
     for (int r = 0; r < rows; r++) {
-        const float *in = x->data + (size_t)r * C;
         /* Mask row r % mask_rows: the mask repeats over the leading dims. */
         const float *allowed = mask ? mask->data + (size_t)(r % mask_rows) * C : NULL;
-        float *y = out->data + (size_t)r * C;
-        float highest = -INFINITY;
-        for (int c = 0; c < C; c++)
-            if ((!allowed || allowed[c] != 0) && in[c] > highest) highest = in[c];
-        if (highest == -INFINITY) { /* every position masked: zeros */
-            memset(y, 0, (size_t)C * sizeof(float));
-            continue;
-        }
-        /* Subtracting the max changes nothing mathematically but keeps
-         * exp() from overflowing. */
-        float total = 0;
-        for (int c = 0; c < C; c++) {
-            y[c] = (!allowed || allowed[c] != 0) ? expf(in[c] - highest) : 0.0f;
-            total += y[c];
-        }
-        float inverse = 1.0f / total;
-        for (int c = 0; c < C; c++) y[c] *= inverse;
+        softmax_row(x->data + (size_t)r * C, allowed, C, out->data + (size_t)r * C);
     }
     if (grad) tape_record(g, OP_SOFTMAX, out, x, NULL, NULL);
     check_finite(g, OP_SOFTMAX, out, out->data, "values");
@@ -626,48 +803,60 @@ Tensor *op_softmax(Graph *g, Tensor *x, const Tensor *mask) {
 
 /* y_i = exp(x_i) / sum_j exp(x_j):  dy_i/dx_k = y_i (delta_ik - y_k), so
  * dx_k += y_k (dy_k - sum_i dy_i y_i).  Masked positions have y = 0, so
- * they receive no gradient. */
+ * they receive no gradient.  One row per iteration, rows shared out. */
 static void softmax_backward(TapeEntry *entry) {
     Tensor *x = entry->inputs[0], *out = entry->out;
     int C = x->shape[x->ndim - 1], rows = leading_rows(x);
+    OMP("omp parallel for num_threads(threads_get()) schedule(static) if ((long)rows * C >= PARALLEL_MIN_FLOATS)")
     for (int r = 0; r < rows; r++) {
         const float *y = out->data + (size_t)r * C, *dy = out->grad + (size_t)r * C;
         float *dx = x->grad + (size_t)r * C;
-        float dot = 0;
-        for (int c = 0; c < C; c++) dot += dy[c] * y[c];
+        float dot = dot_fast(dy, y, C);
         for (int c = 0; c < C; c++) dx[c] += y[c] * (dy[c] - dot);
     }
 }
 
 /* ---- cross-entropy: fused log-softmax + negative log-likelihood -------------- */
 
+/* One row: p = softmax(z) into probabilities (V); returns -log p[target]. */
+FUSE_MULTIPLY_ADD
+static float cross_entropy_row(const float *restrict z, int V, int target,
+                               float *restrict probabilities) {
+    float highest = max_fast(z, V);
+    for (int v = 0; v < V; v++) probabilities[v] = exp_fast(z[v] - highest);
+    float total = sum_fast(probabilities, V), inverse = 1.0f / total;
+    for (int v = 0; v < V; v++) probabilities[v] *= inverse;
+    /* -log softmax(z)[t] = log sum_v exp(z_v - max) - (z_t - max) */
+    return logf(total) - (z[target] - highest);
+}
+
 Tensor *op_cross_entropy(Graph *g, Tensor *logits, const int *targets, int ignore_index) {
     int V = logits->shape[logits->ndim - 1], rows = leading_rows(logits);
     bool grad = graph_needs_grad(g, logits, NULL, NULL);
     Tensor *out = op_output(g, OP_CROSS_ENTROPY, 1, (const int[]){1}, grad);
-    /* probabilities (rows, V), kept for backward: softmax(logits) */
-    float *probabilities = grad ? arena_alloc(&g->arena, (size_t)logits->numel * sizeof(float)) : NULL;
-    int *kept_targets = arena_alloc(&g->arena, (size_t)rows * sizeof(int));
-    double total = 0;
-    int counted = 0;
+    /* probabilities (rows, V), softmax(logits) kept for backward, then each
+     * row's loss (rows) */
+    float *probabilities = arena_alloc(&g->arena, ((size_t)rows * V + rows) * sizeof(float));
+    float *row_loss = probabilities + (size_t)rows * V;
+    int *kept_targets = arena_alloc(&g->arena, (size_t)rows * sizeof(int)); /* (rows) */
+    /* Checked here, before the threads start: fatal() inside them would not
+     * be a clean exit. */
     for (int r = 0; r < rows; r++) {
         int target = targets[r];
-        kept_targets[r] = target;
-        if (target == ignore_index) continue;
-        if (target < 0 || target >= V)
+        if (target != ignore_index && (target < 0 || target >= V))
             fatal("cross_entropy: target %d of row %d is outside [0, %d)", target, r, V);
-        const float *z = logits->data + (size_t)r * V;
-        float highest = z[0];
-        for (int v = 1; v < V; v++) highest = z[v] > highest ? z[v] : highest;
-        double sum = 0;
-        for (int v = 0; v < V; v++) sum += exp((double)(z[v] - highest));
-        /* -log softmax(z)[t] = log sum_v exp(z_v) - z_t, shifted by the max */
-        total += log(sum) - (double)(z[target] - highest);
-        counted++;
-        if (probabilities)
-            for (int v = 0; v < V; v++)
-                probabilities[(size_t)r * V + v] = (float)(exp((double)(z[v] - highest)) / sum);
+        kept_targets[r] = target;
     }
+    OMP("omp parallel for num_threads(threads_get()) schedule(static) if ((long)rows * V >= PARALLEL_MIN_FLOATS)")
+    for (int r = 0; r < rows; r++)
+        row_loss[r] = kept_targets[r] == ignore_index
+                          ? 0.0f
+                          : cross_entropy_row(logits->data + (size_t)r * V, V, kept_targets[r],
+                                              probabilities + (size_t)r * V);
+    double total = 0; /* summed in row order, on one thread: the same for any thread count */
+    int counted = 0;
+    for (int r = 0; r < rows; r++)
+        if (kept_targets[r] != ignore_index) total += row_loss[r], counted++;
     out->data[0] = counted ? (float)(total / counted) : 0.0f;
     if (grad) {
         TapeEntry *entry = tape_record(g, OP_CROSS_ENTROPY, out, logits, NULL, NULL);
@@ -685,15 +874,17 @@ Tensor *op_cross_entropy(Graph *g, Tensor *logits, const int *targets, int ignor
 static void cross_entropy_backward(TapeEntry *entry) {
     Tensor *logits = entry->inputs[0];
     int V = logits->shape[logits->ndim - 1], rows = leading_rows(logits);
-    int counted = entry->int_args[1];
+    int ignore_index = entry->int_args[0], counted = entry->int_args[1];
     if (counted == 0) return;
     float scale = entry->out->grad[0] / (float)counted;
+    OMP("omp parallel for num_threads(threads_get()) schedule(static) if ((long)rows * V >= PARALLEL_MIN_FLOATS)")
     for (int r = 0; r < rows; r++) {
         int target = entry->indices[r];
-        if (target == entry->int_args[0]) continue;
+        if (target == ignore_index) continue;
         const float *p = entry->saved + (size_t)r * V;
         float *dz = logits->grad + (size_t)r * V;
-        for (int v = 0; v < V; v++) dz[v] += scale * (p[v] - (v == target ? 1.0f : 0.0f));
+        for (int v = 0; v < V; v++) dz[v] += scale * p[v];
+        dz[target] -= scale;
     }
 }
 
@@ -755,6 +946,20 @@ static void bce_with_logits_backward(TapeEntry *entry) {
 
 /* ---- layernorm over the last dimension ------------------------------------------ */
 
+/* One row: y = (x - mean) rstd gamma + beta, rstd = 1 / sqrt(var + eps);
+ * stats receives (mean, rstd).  Both sums run in fastmath.h's lanes. */
+static void layernorm_row(const float *restrict x, const float *restrict gamma,
+                          const float *restrict beta, float epsilon, int C, float *restrict y,
+                          float *restrict stats) {
+    float mean = sum_fast(x, C) / (float)C;
+    for (int c = 0; c < C; c++) y[c] = x[c] - mean;
+    float variance = dot_fast(y, y, C) / (float)C; /* biased, as PyTorch's LayerNorm */
+    float rstd = 1.0f / sqrtf(variance + epsilon);
+    for (int c = 0; c < C; c++) y[c] = y[c] * rstd * gamma[c] + beta[c];
+    stats[0] = mean;
+    stats[1] = rstd;
+}
+
 Tensor *op_layernorm(Graph *g, Tensor *x, Tensor *gamma, Tensor *beta, float epsilon) {
     int C = x->shape[x->ndim - 1], rows = leading_rows(x);
     tensor_check_shapes(gamma->ndim == 1 && gamma->shape[0] == C, "layernorm", x, gamma,
@@ -765,51 +970,88 @@ Tensor *op_layernorm(Graph *g, Tensor *x, Tensor *gamma, Tensor *beta, float eps
     Tensor *out = op_output_like(g, OP_LAYERNORM, x, grad);
     /* (rows, 2): each row's mean and reciprocal standard deviation */
     float *stats = arena_alloc(&g->arena, (size_t)rows * 2 * sizeof(float));
-    for (int r = 0; r < rows; r++) {
-        const float *in = x->data + (size_t)r * C;
-        float *y = out->data + (size_t)r * C;
-        float mean = 0, variance = 0;
-        for (int c = 0; c < C; c++) mean += in[c];
-        mean /= (float)C;
-        for (int c = 0; c < C; c++) variance += (in[c] - mean) * (in[c] - mean);
-        variance /= (float)C; /* biased, as PyTorch's LayerNorm */
-        float rstd = 1.0f / sqrtf(variance + epsilon);
-        for (int c = 0; c < C; c++) y[c] = (in[c] - mean) * rstd * gamma->data[c] + beta->data[c];
-        stats[2 * r] = mean;
-        stats[2 * r + 1] = rstd;
-    }
+    /* Rows are independent: shared out between the threads. */
+    OMP("omp parallel for num_threads(threads_get()) schedule(static) if ((long)rows * C >= PARALLEL_MIN_FLOATS)")
+    for (int r = 0; r < rows; r++)
+        layernorm_row(x->data + (size_t)r * C, gamma->data, beta->data, epsilon, C,
+                      out->data + (size_t)r * C, stats + 2 * r);
     if (grad) tape_record(g, OP_LAYERNORM, out, x, gamma, beta)->saved = stats;
     check_finite(g, OP_LAYERNORM, out, out->data, "values");
     return out;
 }
 
+/* One row of dx += rstd (dxhat - mean_c(dxhat) - xhat mean_c(dxhat xhat)),
+ * dxhat = dy gamma, with both means summed in LANES partial sums. */
+static void layernorm_row_backward(const float *restrict x, const float *restrict dy,
+                                   const float *restrict gamma, float mean, float rstd, int C,
+                                   float *restrict dx) {
+    float lanes_g[LANES] = {0}, lanes_gx[LANES] = {0};
+    int blocked = C - C % LANES;
+    for (int i = 0; i < blocked; i += LANES)
+        for (int k = 0; k < LANES; k++) {
+            float dxhat = dy[i + k] * gamma[i + k];
+            lanes_g[k] += dxhat;
+            lanes_gx[k] += dxhat * (x[i + k] - mean) * rstd;
+        }
+    for (int i = blocked; i < C; i++) {
+        float dxhat = dy[i] * gamma[i];
+        lanes_g[i - blocked] += dxhat;
+        lanes_gx[i - blocked] += dxhat * (x[i] - mean) * rstd;
+    }
+    float mean_dxhat = lanes_total(lanes_g) / (float)C;
+    float mean_dxhat_xhat = lanes_total(lanes_gx) / (float)C;
+    for (int c = 0; c < C; c++) {
+        float xhat = (x[c] - mean) * rstd;
+        dx[c] += rstd * (dy[c] * gamma[c] - mean_dxhat - xhat * mean_dxhat_xhat);
+    }
+}
+
+/* Columns [0, n) of one row's share of dgamma += dy xhat and dbeta += dy,
+ * in one pass over dy; either pointer may be NULL (a frozen parameter). */
+static void layernorm_row_params(const float *restrict x, const float *restrict dy, float mean,
+                                 float rstd, int n, float *restrict dgamma, float *restrict dbeta) {
+    if (dgamma && dbeta) {
+        for (int c = 0; c < n; c++) {
+            dgamma[c] += dy[c] * (x[c] - mean) * rstd;
+            dbeta[c] += dy[c];
+        }
+    } else if (dgamma) {
+        for (int c = 0; c < n; c++) dgamma[c] += dy[c] * (x[c] - mean) * rstd;
+    } else if (dbeta) {
+        accumulate_kernel(dy, dbeta, n);
+    }
+}
+
 /* xhat = (x - mean) * rstd,  y = gamma * xhat + beta.
- * dgamma += dy * xhat,  dbeta += dy,  and with dxhat = dy * gamma:
- * dx = rstd * (dxhat - mean_c(dxhat) - xhat * mean_c(dxhat * xhat))
+ * dgamma += sum_r dy * xhat,  dbeta += sum_r dy            (split by columns)
+ * and with dxhat = dy * gamma:
+ * dx = rstd * (dxhat - mean_c(dxhat) - xhat * mean_c(dxhat * xhat))   (by rows)
  * (the two means are what the row's mean and variance pass back). */
 static void layernorm_backward(TapeEntry *entry) {
     Tensor *x = entry->inputs[0], *gamma = entry->inputs[1], *beta = entry->inputs[2];
-    int C = x->shape[x->ndim - 1], rows = leading_rows(x);
-    for (int r = 0; r < rows; r++) {
-        const float *in = x->data + (size_t)r * C, *dy = entry->out->grad + (size_t)r * C;
-        float mean = entry->saved[2 * r], rstd = entry->saved[2 * r + 1];
-        float mean_dxhat = 0, mean_dxhat_xhat = 0;
-        for (int c = 0; c < C; c++) {
-            float xhat = (in[c] - mean) * rstd;
-            float dxhat = dy[c] * gamma->data[c];
-            mean_dxhat += dxhat;
-            mean_dxhat_xhat += dxhat * xhat;
-            if (gamma->grad) gamma->grad[c] += dy[c] * xhat;
-            if (beta->grad) beta->grad[c] += dy[c];
-        }
-        mean_dxhat /= (float)C;
-        mean_dxhat_xhat /= (float)C;
-        if (!x->grad) continue;
-        float *dx = x->grad + (size_t)r * C;
-        for (int c = 0; c < C; c++) {
-            float xhat = (in[c] - mean) * rstd;
-            dx[c] += rstd * (dy[c] * gamma->data[c] - mean_dxhat - xhat * mean_dxhat_xhat);
-        }
+    int C = x->shape[x->ndim - 1], rows = leading_rows(x), threads = threads_get();
+    const float *stats = entry->saved, *dy = entry->out->grad;
+    bool parallel = (long)rows * C >= PARALLEL_MIN_FLOATS;
+    (void)parallel; /* (unused without OpenMP) */
+    if (x->grad) {
+        OMP("omp parallel for num_threads(threads) schedule(static) if (parallel)")
+        for (int r = 0; r < rows; r++)
+            layernorm_row_backward(x->data + (size_t)r * C, dy + (size_t)r * C, gamma->data,
+                                   stats[2 * r], stats[2 * r + 1], C, x->grad + (size_t)r * C);
+    }
+    if (!gamma->grad && !beta->grad) return;
+    /* Each thread takes a range of columns and walks all rows over it, so
+     * each dgamma[c] and dbeta[c] is summed in row order whatever the
+     * thread count (as column_sums does). */
+    int chunk = (C + threads - 1) / threads;
+    OMP("omp parallel for num_threads(threads) schedule(static) if (parallel)")
+    for (int first = 0; first < C; first += chunk) {
+        int count = first + chunk < C ? chunk : C - first;
+        for (int r = 0; r < rows; r++)
+            layernorm_row_params(x->data + (size_t)r * C + first, dy + (size_t)r * C + first,
+                                 stats[2 * r], stats[2 * r + 1], count,
+                                 gamma->grad ? gamma->grad + first : NULL,
+                                 beta->grad ? beta->grad + first : NULL);
     }
 }
 
@@ -943,6 +1185,7 @@ static void entry_backward(TapeEntry *entry) {
     case OP_MUL: elementwise_binary_backward(entry); break;
     case OP_SCALE: scale_backward(entry); break;
     case OP_ADD_BIAS: add_bias_backward(entry); break;
+    case OP_LINEAR: linear_backward(entry); break;
     case OP_SUM:
     case OP_MEAN: reduce_all_backward(entry); break;
     case OP_TANH:

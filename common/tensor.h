@@ -80,6 +80,7 @@ void arena_reset(Arena *arena);
     X(OP_MUL, "mul")                                                         \
     X(OP_SCALE, "scale")                                                     \
     X(OP_ADD_BIAS, "add_bias")                                               \
+    X(OP_LINEAR, "linear")                                                   \
     X(OP_SUM, "sum")                                                         \
     X(OP_MEAN, "mean")                                                       \
     X(OP_TANH, "tanh")                                                       \
@@ -161,6 +162,11 @@ Tensor *tensor_new(Graph *g, int ndim, const int *shape, bool with_grad);
 /* Same, from a literal shape list: tensor_of(g, true, 2, (int[]){B, C}). */
 #define tensor_of(g, with_grad, ndim, ...) \
     tensor_new((g), (ndim), (const int[]){__VA_ARGS__}, (with_grad))
+/* A tensor in the arena whose values are NOT initialised (like torch.empty),
+ * for an op that writes every element anyway: skipping the zero-fill saves
+ * a pass over memory.  The gradient, which backward adds into, is zeroed.
+ * This is how every op makes its output, in common/ and in model folders. */
+Tensor *tensor_empty(Graph *g, int ndim, const int *shape, bool with_grad, const char *name);
 /* A tensor that owns its memory with malloc (for parameters and tests). */
 Tensor *tensor_alloc(const char *name, int ndim, const int *shape, bool with_grad);
 void tensor_free(Tensor *t);
@@ -194,6 +200,10 @@ Tensor *op_mul(Graph *g, Tensor *a, Tensor *b);   /* elementwise, same shapes */
 Tensor *op_scale(Graph *g, Tensor *a, float factor);
 /* x (..., C) + bias (C), the bias broadcast over every row. */
 Tensor *op_add_bias(Graph *g, Tensor *x, Tensor *bias);
+/* y (..., Out) = x (..., In) @ weight^T + bias: weight (Out, In) as in
+ * torch.nn.Linear, bias (Out) or NULL.  One op, one tape entry: the same
+ * result as op_matmul(x, weight, TRANSPOSE_B) then op_add_bias, in one pass. */
+Tensor *op_linear(Graph *g, Tensor *x, Tensor *weight, Tensor *bias);
 Tensor *op_sum(Graph *g, Tensor *a);  /* -> (1) */
 Tensor *op_mean(Graph *g, Tensor *a); /* -> (1) */
 Tensor *op_tanh(Graph *g, Tensor *a);

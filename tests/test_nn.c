@@ -188,6 +188,16 @@ START_TEST(test_linear_forward) {
         affine_by_loops(without.weight, NULL, x->data + row * In, expected);
         expect_close("linear without bias", y_plain->data + row * Out, expected, Out, 1e-5);
     }
+    /* One fused op per layer, bias and all: one tape entry each. */
+    ck_assert_int_eq(g.tape_length, 2);
+    ck_assert_int_eq(g.tape[0].op, OP_LINEAR);
+    ck_assert_int_eq(g.tape[1].op, OP_LINEAR);
+    /* One row (generation): the dot-product path, same values. */
+    Tensor *rows = tensor_reshape(&g, x, 2, (const int[]){B * T, In}); /* (B*T, In) */
+    Tensor *y_row = linear_forward(&g, &with_bias, tensor_rows(&g, rows, 4, 1)); /* (1, Out) */
+    double expected_row[Out];
+    affine_by_loops(with_bias.weight, with_bias.bias, x->data + 4 * In, expected_row);
+    expect_close("linear one row", y_row->data, expected_row, Out, 1e-5);
     graph_free(&g);
     params_free(&ps);
 }

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "gradcheck.h"
+#include "matmul.h"
 #include "tensor.h"
 #include "test_suites.h"
 #include "util.h"
@@ -714,6 +715,117 @@ START_TEST(test_gradient_layernorm) {
 }
 END_TEST
 
+static Tensor *forward_linear(Graph *g, Tensor *const *in, void *context) {
+    const OpArgs *args = context;
+    return op_linear(g, in[0], in[1], args->count ? in[2] : NULL); /* count: has a bias */
+}
+
+/* op_linear on 2-D and 3-D x, with and without bias, on few rows (<= 4:
+ * the dot-product path) and more (the matmul path).  Its values must also
+ * equal op_matmul(x, W, TRANSPOSE_B) + op_add_bias, which it replaces. */
+START_TEST(test_gradient_linear) {
+    enum { IN = 5, OUT = 3, CASES = 4 };
+    static const int NDIM[CASES] = {2, 2, 3, 3};
+    static const int X_SHAPES[CASES][3] = {{3, IN}, {7, IN}, {1, 2, IN}, {2, 3, IN}}; /* rows 3, 7, 2, 6 */
+    Rng rng;
+    rng_seed(&rng, 21, 0);
+    for (int s = 0; s < CASES; s++)
+        for (int with_bias = 0; with_bias <= 1; with_bias++) {
+            Tensor *inputs[3] = {gradcheck_random_tensor("x", NDIM[s], X_SHAPES[s], 1.0f, &rng),
+                                 gradcheck_random_of("weight", 1.0f, &rng, 2, OUT, IN),
+                                 gradcheck_random_of("bias", 1.0f, &rng, 1, OUT)};
+            Graph g;
+            graph_init(&g, TEST_ARENA_BYTES, TEST_TAPE);
+            Tensor *fused = op_linear(&g, inputs[0], inputs[1], with_bias ? inputs[2] : NULL);
+            Tensor *plain = op_matmul(&g, inputs[0], inputs[1], TRANSPOSE_B);
+            if (with_bias) plain = op_add_bias(&g, plain, inputs[2]);
+            ck_assert(tensor_same_shape(fused, plain));
+            for (int i = 0; i < fused->numel; i++)
+                ck_assert_msg(fabsf(fused->data[i] - plain->data[i]) <= 1e-5f,
+                              "linear case %d bias %d [%d]: %g vs matmul + add_bias %g", s,
+                              with_bias, i, fused->data[i], plain->data[i]);
+            graph_free(&g);
+            char label[64];
+            snprintf(label, sizeof label, "linear case %d %s", s, with_bias ? "bias" : "no bias");
+            check_gradients(label, forward_linear, &(OpArgs){.count = with_bias}, inputs, 3);
+        }
+}
+END_TEST
+
+/* ---- the same bits for any thread count ----------------------------------------- */
+
+enum { BIG_ROWS = 64, BIG_C = 384, BIG_TENSORS = 16 }; /* 64 x 384 = 24576 floats per tensor */
+
+/* A leaf (BIG_ROWS, BIG_C) or (BIG_C) filled from rng, in the arena. */
+static Tensor *big_leaf(Graph *g, int ndim, const int *shape, Rng *rng) {
+    Tensor *t = tensor_new(g, ndim, shape, true);
+    for (int i = 0; i < t->numel; i++) t->data[i] = rng_normal(rng);
+    return t;
+}
+
+/* Runs every sped-up op, forward and backward, on tensors above the
+ * parallel threshold (PARALLEL_MIN_FLOATS = 16384 floats in tensor.c) and
+ * copies every value and gradient into a new buffer of *count floats. */
+static float *run_big_ops(int *count) {
+    Graph g;
+    graph_init(&g, 16 << 20, TEST_TAPE);
+    Rng rng;
+    rng_seed(&rng, 22, 0);
+    const int rc[2] = {BIG_ROWS, BIG_C}, cc[2] = {BIG_C, BIG_C}, c1[1] = {BIG_C};
+    Tensor *x = big_leaf(&g, 2, rc, &rng), *w = big_leaf(&g, 2, cc, &rng);
+    Tensor *b = big_leaf(&g, 1, c1, &rng), *gamma = big_leaf(&g, 1, c1, &rng);
+    Tensor *beta = big_leaf(&g, 1, c1, &rng), *b2 = big_leaf(&g, 1, c1, &rng);
+    Tensor *mask = tensor_new(&g, 1, c1, false);
+    for (int c = 0; c < BIG_C; c++) mask->data[c] = c % 3 ? 1.0f : 0.0f;
+    int targets[BIG_ROWS];
+    for (int r = 0; r < BIG_ROWS; r++) targets[r] = r % 5 ? (r * 37) % BIG_C : IGNORE;
+    Tensor *t[BIG_TENSORS];
+    t[0] = x, t[1] = w, t[2] = b, t[3] = gamma, t[4] = beta, t[5] = b2;
+    t[6] = op_linear(&g, x, w, b);                                  /* (R, C) */
+    t[7] = op_layernorm(&g, t[6], gamma, beta, 1e-5f);
+    t[8] = op_gelu(&g, t[7]);
+    t[9] = op_mul(&g, op_sub(&g, op_add(&g, t[8], x), t[7]), t[6]);
+    t[10] = op_softmax(&g, t[9], mask);
+    t[11] = op_softmax(&g, t[9], NULL);
+    t[12] = op_add_bias(&g, op_add(&g, t[10], t[11]), b2);
+    t[13] = op_sigmoid(&g, op_tanh(&g, t[12]));
+    t[14] = op_add(&g, t[13], op_scale(&g, t[9], 0.01f));
+    t[15] = op_cross_entropy(&g, t[14], targets, IGNORE);           /* (1) */
+    graph_backward(&g, t[15]);
+    *count = 0;
+    for (int i = 0; i < BIG_TENSORS; i++) *count += t[i]->numel * (t[i]->grad ? 2 : 1);
+    float *all = xmalloc((size_t)*count * sizeof(float)), *at = all;
+    for (int i = 0; i < BIG_TENSORS; i++) {
+        memcpy(at, t[i]->data, (size_t)t[i]->numel * sizeof(float));
+        at += t[i]->numel;
+        if (t[i]->grad) memcpy(at, t[i]->grad, (size_t)t[i]->numel * sizeof(float));
+        if (t[i]->grad) at += t[i]->numel;
+    }
+    graph_free(&g);
+    return all;
+}
+
+/* Determinism: 1 and 2 threads give the same bits, values and gradients.
+ * (Without OpenMP both runs take one thread and this passes trivially.) */
+START_TEST(test_ops_identical_for_1_and_2_threads) {
+    int saved = threads_get(), count_one, count_two;
+    threads_set(1);
+    float *one = run_big_ops(&count_one);
+    threads_set(2);
+    float *two = run_big_ops(&count_two);
+    threads_set(saved);
+    ck_assert_int_eq(count_one, count_two);
+    int first_difference = -1;
+    for (int i = 0; i < count_one && first_difference < 0; i++)
+        if (memcmp(&one[i], &two[i], sizeof(float)) != 0) first_difference = i;
+    ck_assert_msg(first_difference < 0, "element %d of %d differs: %.9g with 1 thread, %.9g with 2",
+                  first_difference, count_one, first_difference < 0 ? 0 : one[first_difference],
+                  first_difference < 0 ? 0 : two[first_difference]);
+    free(one);
+    free(two);
+}
+END_TEST
+
 static Tensor *forward_gather_rows(Graph *g, Tensor *const *in, void *context) {
     const OpArgs *args = context;
     return op_gather_rows(g, in[0], args->ids, args->count);
@@ -1066,6 +1178,7 @@ Suite *tensor_ops_suite(void) {
     tcase_add_test(gradients, test_gradient_matmul);
     tcase_add_test(gradients, test_gradient_elementwise);
     tcase_add_test(gradients, test_gradient_add_bias);
+    tcase_add_test(gradients, test_gradient_linear);
     tcase_add_test(gradients, test_gradient_softmax);
     tcase_add_test(gradients, test_gradient_cross_entropy);
     tcase_add_test(gradients, test_gradient_mse_and_bce);
@@ -1073,6 +1186,7 @@ Suite *tensor_ops_suite(void) {
     tcase_add_test(gradients, test_gradient_gather_concat_slice);
     tcase_add_test(gradients, test_gradient_dropout);
     tcase_add_test(gradients, test_gradient_through_views);
+    tcase_add_test(gradients, test_ops_identical_for_1_and_2_threads);
     suite_add_tcase(suite, gradients);
 
     TCase *errors = tcase_create("errors_and_printing");

@@ -73,7 +73,7 @@ static float loss_of(Graph *g, const LossCase *lc) {
     Tensor *hidden = transformer_forward(g, lc->m, &in);
     Tensor *logits = lc->classify ? transformer_class_logits(g, lc->m, hidden, lc->lengths)
                                   : transformer_lm_logits(g, lc->m, hidden);
-    Tensor *loss = transformer_cross_entropy(g, logits, lc->targets);
+    Tensor *loss = op_cross_entropy(g, logits, lc->targets, TRANSFORMER_NO_TARGET);
     if (!g->no_grad) graph_backward(g, loss);
     return loss->data[0];
 }
@@ -257,8 +257,8 @@ START_TEST(test_overfits_a_tiny_batch) {
         graph_reset(&g);
         params_zero_grad(&m.params);
         TransformerInput in = {.ids = ids, .batch = B, .time = T};
-        Tensor *loss = transformer_cross_entropy(&g, transformer_lm_logits(&g, &m, transformer_forward(&g, &m, &in)),
-                                                 targets);
+        Tensor *loss = op_cross_entropy(&g, transformer_lm_logits(&g, &m, transformer_forward(&g, &m, &in)),
+                                                 targets, TRANSFORMER_NO_TARGET);
         graph_backward(&g, loss);
         optimizer_step(&opt, &m.params, 1e-2f);
         if (step == 0) first = loss->data[0];

@@ -101,7 +101,7 @@ Tensor *transformer_attention(Graph *g, Tensor *qkv, int heads, bool causal, con
                         .H = heads, .causal = causal};
     s.D = s.C / heads;
     bool grad = graph_needs_grad(g, qkv, NULL, NULL);
-    Tensor *out = transformer_output_tensor(g, 3, (const int[]){s.B, s.T, s.C}, grad,
+    Tensor *out = tensor_empty(g, 3, (const int[]){s.B, s.T, s.C}, grad,
                                             "attention"); /* (B, T, C) */
     int *kept_lengths = NULL; /* (B) a copy: the caller's buffer may change before backward */
     if (lengths) {

@@ -87,7 +87,7 @@ int transformer_bench(const char *config_name, int threads, int steps, bool quie
         params_zero_grad(&m.params);
         TransformerInput in = {.ids = ids, .batch = B, .time = T};
         Tensor *logits = transformer_lm_logits(&g, &m, transformer_forward(&g, &m, &in));
-        Tensor *loss = transformer_cross_entropy(&g, logits, targets);
+        Tensor *loss = op_cross_entropy(&g, logits, targets, TRANSFORMER_NO_TARGET);
         graph_backward(&g, loss);
         params_clip_grad_norm(&m.params, 1.0f);
         optimizer_step(&opt, &m.params, 3e-4f);

@@ -149,8 +149,8 @@ static Tensor *attention_sublayer(Graph *g, const Transformer *m, int l, Tensor 
                                   const TransformerInput *in, TransformerCache *cache) {
     const TransformerConfig *c = &m->config;
     const TransformerBlock *block = &m->blocks[l];
-    Tensor *h = transformer_layernorm(g, &block->ln1, x);      /* (B, T, C)  */
-    Tensor *qkv = transformer_linear(g, &block->qkv, h);       /* (B, T, 3C) */
+    Tensor *h = layernorm_forward(g, &block->ln1, x);      /* (B, T, C)  */
+    Tensor *qkv = linear_forward(g, &block->qkv, h);       /* (B, T, 3C) */
     Tensor *heads;                                             /* (B, T, C)  */
     if (cache == NULL) {
         heads = transformer_attention(g, qkv, c->heads, c->mode == TRANSFORMER_GPT, in->lengths,
@@ -162,10 +162,10 @@ static Tensor *attention_sublayer(Graph *g, const Transformer *m, int l, Tensor 
                                      cache->values + (size_t)l * T * C, cache->length, C, c->heads,
                                      heads->data, NULL);
     }
-    Tensor *mixed = transformer_linear(g, &block->proj, heads); /* (B, T, C) */
+    Tensor *mixed = linear_forward(g, &block->proj, heads); /* (B, T, C) */
     Rng *rng = in ? in->dropout_rng : NULL;
     if (rng) mixed = op_dropout(g, mixed, c->dropout, rng);
-    return transformer_residual(g, x, mixed);
+    return op_add(g, x, mixed);
 }
 
 /* The feed-forward half:  x + W_out GELU(W_in LN2(x)), applied to each
@@ -173,11 +173,11 @@ static Tensor *attention_sublayer(Graph *g, const Transformer *m, int l, Tensor 
 static Tensor *feed_forward_sublayer(Graph *g, const Transformer *m, int l, Tensor *x,
                                      Rng *rng) {
     const TransformerBlock *block = &m->blocks[l];
-    Tensor *h = transformer_layernorm(g, &block->ln2, x);            /* (B, T, C) */
-    Tensor *f = transformer_gelu(g, transformer_linear(g, &block->fc_in, h)); /* (B, T, F) */
-    Tensor *out = transformer_linear(g, &block->fc_out, f);          /* (B, T, C) */
+    Tensor *h = layernorm_forward(g, &block->ln2, x);            /* (B, T, C) */
+    Tensor *f = op_gelu(g, linear_forward(g, &block->fc_in, h)); /* (B, T, F) */
+    Tensor *out = linear_forward(g, &block->fc_out, f);          /* (B, T, C) */
     if (rng) out = op_dropout(g, out, m->config.dropout, rng);
-    return transformer_residual(g, x, out);
+    return op_add(g, x, out);
 }
 
 Tensor *transformer_forward(Graph *g, const Transformer *m, const TransformerInput *in) {
@@ -195,23 +195,23 @@ Tensor *transformer_forward(Graph *g, const Transformer *m, const TransformerInp
         x = attention_sublayer(g, m, l, x, &local, NULL);
         x = feed_forward_sublayer(g, m, l, x, rng);
     }
-    return transformer_layernorm(g, &m->ln_final, x); /* (B, T, C) */
+    return layernorm_forward(g, &m->ln_final, x); /* (B, T, C) */
 }
 
 /* logits = h W^T + b, with W the head's own (V, C) weight or, tied, the
  * token embedding itself: a token's output score is then the dot product of
  * the hidden state with that token's input vector. */
 Tensor *transformer_lm_logits(Graph *g, const Transformer *m, Tensor *hidden) {
-    if (m->head.weight) return transformer_linear(g, &m->head, hidden);
+    if (m->head.weight) return linear_forward(g, &m->head, hidden);
     Linear tied = {.weight = m->token_embedding.table, .bias = m->head.bias};
-    return transformer_linear(g, &tied, hidden); /* (B, T, V) */
+    return linear_forward(g, &tied, hidden); /* (B, T, V) */
 }
 
 Tensor *transformer_class_logits(Graph *g, const Transformer *m, Tensor *hidden,
                                  const int *lengths) {
     if (m->config.classes <= 0) fatal("transformer_class_logits: the model has no classifier");
     Tensor *pooled = transformer_mean_pool(g, hidden, lengths); /* (B, C) */
-    return transformer_linear(g, &m->classifier, pooled);        /* (B, K) */
+    return linear_forward(g, &m->classifier, pooled);        /* (B, K) */
 }
 
 /* ==== Generation: one token at a time with the key/value cache ============== */
@@ -250,7 +250,7 @@ void transformer_cache_step(Graph *g, const Transformer *m, TransformerCache *ca
         x = feed_forward_sublayer(g, m, l, x, NULL);
     }
     cache->length++;
-    Tensor *out = transformer_lm_logits(g, m, transformer_layernorm(g, &m->ln_final, x));
+    Tensor *out = transformer_lm_logits(g, m, layernorm_forward(g, &m->ln_final, x));
     memcpy(logits, out->data, (size_t)c->vocab * sizeof(float));
     g->no_grad = saved_no_grad;
     g->training = saved_training;

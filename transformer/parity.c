@@ -99,7 +99,7 @@ int transformer_command_parity(int argc, char **argv) {
     Tensor *hidden = transformer_forward(&g, &m, &in);
     Tensor *logits = classify ? transformer_class_logits(&g, &m, hidden, lengths)
                               : transformer_lm_logits(&g, &m, hidden);
-    Tensor *loss = transformer_cross_entropy(&g, logits, classify ? labels : targets);
+    Tensor *loss = op_cross_entropy(&g, logits, classify ? labels : targets, TRANSFORMER_NO_TARGET);
     graph_backward(&g, loss);
 
     /* the dump: parameters, batch, outputs, gradients */

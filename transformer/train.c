@@ -43,7 +43,7 @@ static Tensor *batch_loss(Graph *g, const Transformer *m, const TransformerData 
     Tensor *logits = classify ? transformer_class_logits(g, m, hidden, batch->lengths)
                               : transformer_lm_logits(g, m, hidden);
     if (logits_out) *logits_out = logits;
-    return transformer_cross_entropy(g, logits, classify ? batch->labels : batch->targets);
+    return op_cross_entropy(g, logits, classify ? batch->labels : batch->targets, TRANSFORMER_NO_TARGET);
 }
 
 static int argmax(const float *x, int n) {

@@ -137,26 +137,12 @@ Tensor *transformer_class_logits(Graph *g, const Transformer *model, Tensor *hid
  * weights (B, H, T, T), kept in the graph's arena. */
 Tensor *transformer_attention(Graph *g, Tensor *qkv, int heads, bool causal, const int *lengths,
                               float **probabilities);
-/* An op's output in the arena, like tensor_new but without zero-filling
- * the values, which the op overwrites anyway (the gradient, which backward
- * accumulates into, is zeroed). */
-Tensor *transformer_output_tensor(Graph *g, int ndim, const int *shape, bool with_grad,
-                                  const char *name);
 /* out (B, T, C) = table[ids] + positions[first_position + t]; positions (Tmax, C)
  * or NULL.  Gradients scatter into the table and sum over B into positions. */
 Tensor *transformer_embed(Graph *g, Tensor *table, Tensor *positions, const int *ids, int B,
                           int T, int first_position);
 /* x (B, T, C) -> (B, C): the mean over the first lengths[b] positions. */
 Tensor *transformer_mean_pool(Graph *g, Tensor *x, const int *lengths);
-/* The layers below compute what the common ops compute, spread over the
- * threads (common/'s pointwise ops run on one). */
-Tensor *transformer_linear(Graph *g, const Linear *layer, Tensor *x);      /* (..., In) -> (..., Out) */
-Tensor *transformer_layernorm(Graph *g, const LayerNorm *layer, Tensor *x); /* (..., C) */
-Tensor *transformer_gelu(Graph *g, Tensor *x);                               /* exact GELU */
-Tensor *transformer_residual(Graph *g, Tensor *x, Tensor *y);                /* x + y */
-/* Mean over rows of -log softmax(logits)[target]: logits (..., V), targets
- * (rows), -1 = no loss on that row.  op_cross_entropy, threaded. -> (1) */
-Tensor *transformer_cross_entropy(Graph *g, Tensor *logits, const int *targets);
 
 /* ==== Generation with a key/value cache ================================== */
 
@@ -253,6 +239,10 @@ void transformer_data_free(TransformerData *data);
 int transformer_data_time(const TransformerData *data, int context);
 /* The category of a word of the toy language ("animal", "plant", ...), or NULL. */
 const char *transformer_toy_category(const char *word);
+
+/* A target (or label) that gets no loss: passed to op_cross_entropy as its
+ * ignore_index. */
+enum { TRANSFORMER_NO_TARGET = -1 };
 
 /* A batch: inputs, targets (-1 = no loss there), lengths, labels. */
 typedef struct {

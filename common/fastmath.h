@@ -1,11 +1,12 @@
-/* transformer/fastmath.h: exp and erf written so that the compiler can
- * vectorise loops that call them.
+/* common/fastmath.h: exp and erf written so that the compiler can
+ * vectorise loops that call them, and sums in a fixed, vectorisable order.
  *
  * libm's expf and erff are exact to the last bit but opaque calls: a loop
- * of them runs one element at a time.  The softmax of attention and the
- * exact GELU of the feed-forward layer call them millions of times per
- * step, so these versions use only arithmetic, a rounding and an integer
- * shift, which gcc turns into SIMD code (see `-fopt-info-vec`).
+ * of them runs one element at a time.  Softmax, cross-entropy, the exact
+ * GELU (common/tensor.c), the transformer's attention and the autoencoder's
+ * sigmoid loss call them millions of times per step, so these versions use
+ * only arithmetic, a rounding and an integer shift, which gcc turns into
+ * SIMD code (see `-fopt-info-vec`).
  *
  * exp_fast: x = k ln2 + r with |r| <= ln2/2 (k an integer), so exp(x) = 2^k exp(r); exp(r)
  *   is its Taylor polynomial of degree 7 (error below 4e-9 relative), and
@@ -17,12 +18,23 @@
  *   1.5e-7 in exact arithmetic, 5e-7 measured in float: far inside the 1e-4
  *   of the PyTorch parity test.
  */
-#ifndef TINYZOO_TRANSFORMER_FASTMATH_H
-#define TINYZOO_TRANSFORMER_FASTMATH_H
+#ifndef TINYZOO_FASTMATH_H
+#define TINYZOO_FASTMATH_H
 
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+
+/* GCC compiles ISO C without fusing a * b + c into one instruction; the
+ * polynomial-heavy loops that call exp_fast and erf_fast allow it with this
+ * attribute (as common/matmul.c's micro-kernel does): nothing is reordered,
+ * each a * b + c is just rounded once instead of twice.  The same build
+ * gives the same bits for any thread count. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define FUSE_MULTIPLY_ADD __attribute__((optimize("fp-contract=fast")))
+#else
+#define FUSE_MULTIPLY_ADD
+#endif
 
 static inline float exp_fast(float x) {
     const float log2e = 1.44269504088896341f;
