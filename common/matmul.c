@@ -105,14 +105,6 @@ enum {
 /* Multiply-adds below which a product stays on one thread (~40 us on one core). */
 static const double PARALLEL_MIN_WORK = 128.0 * 128.0 * 128.0;
 
-/* OpenMP directives through a macro, so that a build without OpenMP gets no
- * "ignoring #pragma" warnings: OMP("omp for") is #pragma omp for. */
-#ifdef _OPENMP
-#define OMP(directive) _Pragma(directive)
-#else
-#define OMP(directive)
-#endif
-
 typedef float FloatVec __attribute__((vector_size(VEC_FLOATS * sizeof(float))));
 
 #if defined(__GNUC__) && !defined(__clang__)

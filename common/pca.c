@@ -36,14 +36,6 @@
 enum { MAX_ITERATIONS = 3000, CHUNK_SAMPLES = 64 };
 static const double RESIDUAL_TOLERANCE = 1e-9;
 
-/* OpenMP pragmas that vanish without OpenMP, so that build has no
- * "ignoring #pragma" warnings: OMP("omp for") is #pragma omp for. */
-#ifdef _OPENMP
-#define OMP(directive) _Pragma(directive)
-#else
-#define OMP(directive)
-#endif
-
 /* ---- Step 1: mean and covariance --------------------------------------------- */
 
 /* mean (D) and covariance (D, D), both double.  The N x D x D product is

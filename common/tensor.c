@@ -34,14 +34,6 @@
 #include "matmul.h"
 #include "util.h"
 
-/* OpenMP directives as a macro, so that a build without OpenMP has no
- * "ignoring #pragma" warnings: OMP("omp for") is #pragma omp for. */
-#ifdef _OPENMP
-#define OMP(directive) _Pragma(directive)
-#else
-#define OMP(directive)
-#endif
-
 /* Below this many floats an op stays on one thread: waking the others
  * costs a few microseconds, more than a small pass over memory. */
 enum { PARALLEL_MIN_FLOATS = 1 << 14 };

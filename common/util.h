@@ -58,6 +58,15 @@ double cpu_seconds(void);
 /* Peak resident set size of this process in KiB (0 when unknown). */
 long peak_rss_kib(void);
 
+/* OpenMP directives through a macro, so that a build without OpenMP gets no
+ * "ignoring #pragma" warnings and runs the same loops on one thread:
+ * OMP("omp parallel for") is #pragma omp parallel for. */
+#ifdef _OPENMP
+#define OMP(directive) _Pragma(directive)
+#else
+#define OMP(directive)
+#endif
+
 /* Creates `path` and its parents (like mkdir -p). */
 bool make_directory(const char *path, Error *err);
 bool path_is_directory(const char *path);

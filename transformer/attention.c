@@ -34,12 +34,7 @@
 #include "fastmath.h"
 #include "matmul.h"
 #include "transformer.h"
-
-#ifdef _OPENMP
-#define OMP(directive) _Pragma(directive)
-#else
-#define OMP(directive)
-#endif
+#include "util.h"
 
 /* The sizes of one call, unpacked from the tensors. */
 typedef struct {
