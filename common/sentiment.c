@@ -28,6 +28,7 @@
  * seed, so the dev and test sets do not change when train_count does.
  */
 #include "sentiment.h"
+#include "json.h" /* StringBuilder */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,47 +152,32 @@ static int compose_word(WordKind kind, int right) {
 
 /* ---- Writing trees ---------------------------------------------------------------- */
 
-typedef struct {
-    char *text;
-    size_t length, capacity;
-} Text;
-
-static void text_append(Text *t, const char *piece) {
-    size_t n = strlen(piece);
-    if (t->length + n + 1 > t->capacity) {
-        t->capacity = (t->length + n + 1) * 2;
-        t->text = xrealloc(t->text, t->capacity);
-    }
-    memcpy(t->text + t->length, piece, n + 1);
-    t->length += n;
-}
-
-static void text_append_label(Text *t, int score) {
+static void text_append_label(StringBuilder *t, int score) {
     char buffer[16];
     snprintf(buffer, sizeof buffer, "(%d ", score + 2);
-    text_append(t, buffer);
+    sb_append(t, buffer);
 }
 
 /* Writes the right-branching tree of words [first, W) and returns its score. */
-static int clause_write(Text *t, const Clause *c, int first) {
+static int clause_write(StringBuilder *t, const Clause *c, int first) {
     if (first == c->count - 1) {
         text_append_label(t, c->leaf_scores[first]);
-        text_append(t, c->words[first]);
-        text_append(t, ")");
+        sb_append(t, c->words[first]);
+        sb_append(t, ")");
         return c->leaf_scores[first];
     }
     /* The node's label depends on the right phrase, written after it, so
-     * the right phrase is written to a scratch Text first. */
-    Text right = {0};
+     * the right phrase is written to a scratch StringBuilder first. */
+    StringBuilder right = {0};
     int right_score = clause_write(&right, c, first + 1);
     int score = compose_word(c->kinds[first], right_score);
     text_append_label(t, score);
     text_append_label(t, c->leaf_scores[first]);
-    text_append(t, c->words[first]);
-    text_append(t, ") ");
-    text_append(t, right.text);
-    text_append(t, ")");
-    free(right.text);
+    sb_append(t, c->words[first]);
+    sb_append(t, ") ");
+    sb_append(t, right.data);
+    sb_append(t, ")");
+    free(right.data);
     return score;
 }
 
@@ -201,42 +187,42 @@ static bool clause_is_negated(const Clause *c) {
     return false;
 }
 
-static void sentence_append_words(Text *t, const Clause *c) {
+static void sentence_append_words(StringBuilder *t, const Clause *c) {
     for (int i = 0; i < c->count; i++) {
-        if (t->length > 0) text_append(t, " ");
-        text_append(t, c->words[i]);
+        if (t->length > 0) sb_append(t, " ");
+        sb_append(t, c->words[i]);
     }
 }
 
 /* One example from one clause, or from two joined by "but" (second != NULL). */
 static SentimentExample example_make(const Clause *first, const Clause *second) {
-    Text tree = {0}, sentence = {0};
+    StringBuilder tree = {0}, sentence = {0};
     int score;
     if (second == NULL) {
         score = clause_write(&tree, first, 0);
     } else {
-        Text left = {0}, right = {0};
+        StringBuilder left = {0}, right = {0};
         int left_score = clause_write(&left, first, 0);
         int right_score = clause_write(&right, second, 0);
         score = right_score != 0 ? right_score : left_score; /* Y dominates */
         text_append_label(&tree, score);
-        text_append(&tree, left.text);
-        text_append(&tree, " ");
+        sb_append(&tree, left.data);
+        sb_append(&tree, " ");
         text_append_label(&tree, right_score); /* (but Y) has Y's score */
-        text_append(&tree, "(2 but) ");
-        text_append(&tree, right.text);
-        text_append(&tree, "))");
-        free(left.text);
-        free(right.text);
+        sb_append(&tree, "(2 but) ");
+        sb_append(&tree, right.data);
+        sb_append(&tree, "))");
+        free(left.data);
+        free(right.data);
     }
     sentence_append_words(&sentence, first);
     if (second != NULL) {
-        text_append(&sentence, " but");
+        sb_append(&sentence, " but");
         sentence_append_words(&sentence, second);
     }
     return (SentimentExample){
-        .tree = tree.text,
-        .sentence = sentence.text,
+        .tree = tree.data,
+        .sentence = sentence.data,
         .label = score + 2,
         .negated = clause_is_negated(first) || (second != NULL && clause_is_negated(second)),
     };

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 
 #include "recursive_nn.h"
+#include "json.h" /* StringBuilder */
 #include "sentiment.h"
 
 /* ---- The sentiment task ------------------------------------------------------ */
@@ -56,58 +57,43 @@ static bool sentiment_load(RecursiveData *data, const RecursiveDataOptions *opt,
 
 enum { ARITH_CLASSES = 10 };
 
-typedef struct {
-    char *text;
-    size_t length, capacity;
-} Text;
-
-static void text_append(Text *t, const char *piece) {
-    size_t n = strlen(piece);
-    if (t->length + n + 1 > t->capacity) {
-        t->capacity = 2 * (t->length + n + 1);
-        t->text = xrealloc(t->text, t->capacity);
-    }
-    memcpy(t->text + t->length, piece, n + 1);
-    t->length += n;
-}
-
 /* Writes a random expression of at most `depth` operator levels and
  * returns its value mod 10.  The label of a bracket (the value) is known
- * only once its operands are written, so they go to a scratch Text that is
+ * only once its operands are written, so they go to a scratch StringBuilder that is
  * then wrapped.  The recursion is at most --arith-depth (<= 8) deep. */
-static int arith_expression(Text *out, int depth, bool is_root, Rng *rng) {
+static int arith_expression(StringBuilder *out, int depth, bool is_root, Rng *rng) {
     char piece[16];
     if (depth == 0 || (!is_root && rng_uniform(rng) < 0.3f)) {
         int digit = (int)rng_below(rng, 10);
         snprintf(piece, sizeof piece, "(%d %d)", digit, digit);
-        text_append(out, piece);
+        sb_append(out, piece);
         return digit;
     }
     static const char *const OPERATORS[] = {"+", "-", "*"};
     int op = (int)rng_below(rng, 3);
-    Text operands = {0};
+    StringBuilder operands = {0};
     int a = arith_expression(&operands, depth - 1, false, rng);
-    text_append(&operands, " ");
+    sb_append(&operands, " ");
     int b = arith_expression(&operands, depth - 1, false, rng);
     int value = op == 0 ? a + b : op == 1 ? a - b : a * b;
     value = ((value % 10) + 10) % 10; /* -3 mod 10 = 7 */
     snprintf(piece, sizeof piece, "(%d %s ", value, OPERATORS[op]);
-    text_append(out, piece);
-    text_append(out, operands.text);
-    text_append(out, ")");
-    free(operands.text);
+    sb_append(out, piece);
+    sb_append(out, operands.data);
+    sb_append(out, ")");
+    free(operands.data);
     return value;
 }
 
 void recursive_arith_generate(Treebank *bank, int count, int max_depth, Rng *rng) {
     for (int i = 0; i < count; i++) {
-        Text text = {0};
+        StringBuilder text = {0};
         arith_expression(&text, max_depth, true, rng);
         Error err;
-        if (!tree_parse_text(text.text, text.length, "arith", ARITH_CLASSES, TREE_LABELS_REQUIRED,
+        if (!tree_parse_text(text.data, text.length, "arith", ARITH_CLASSES, TREE_LABELS_REQUIRED,
                              false, bank, &err))
             fatal("arith generated a tree the reader rejects: %s", err.message);
-        free(text.text);
+        free(text.data);
     }
 }
 
