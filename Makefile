@@ -77,6 +77,9 @@ SUITE_LIST  = $(BUILD)/tests/suites.inc
 DEMOS   =
 BENCHES =
 PARITY  =
+# PyTorch comparisons run with Debian's python3, or report that they were
+# skipped when it is missing (each script also skips itself without torch).
+PYTHON  = sh .ci/python-or-skip
 -include $(wildcard */model.mk)
 
 .PHONY: all features demo test check debug asan bench clean deps-demo deps-test help $(DEMOS) $(BENCHES) $(PARITY)

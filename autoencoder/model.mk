@@ -29,9 +29,9 @@ demo-autoencoder: $(BIN)/autoencoder
 # tinyzoo against PyTorch on the same models (the script runs both).
 BENCHES += bench-autoencoder
 bench-autoencoder: $(BIN)/autoencoder
-	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 tests/bench/autoencoder_torch.py \
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PYTHON) tests/bench/autoencoder_torch.py \
 	    --bin $(BIN)/autoencoder --configs mnist,small --threads 1,2
 
 PARITY += parity-autoencoder
 parity-autoencoder: $(BIN)/autoencoder
-	/usr/bin/python3 tests/parity/autoencoder_parity.py --bin $(BIN)/autoencoder
+	$(PYTHON) tests/parity/autoencoder_parity.py --bin $(BIN)/autoencoder

@@ -17,9 +17,9 @@ demo-recursive_nn: $(BIN)/recursive_nn
 # tinyzoo against PyTorch on the same random trees (the script runs both).
 BENCHES += bench-recursive_nn
 bench-recursive_nn: $(BIN)/recursive_nn
-	@for t in 1 2; do env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 \
+	@for t in 1 2; do env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PYTHON) \
 	    tests/bench/recursive_nn_torch.py --bin $(BIN)/recursive_nn --threads $$t || exit 1; done
 
 PARITY += parity-recursive_nn
 parity-recursive_nn: $(BIN)/recursive_nn
-	/usr/bin/python3 tests/parity/recursive_nn_parity.py --bin $(BIN)/recursive_nn
+	$(PYTHON) tests/parity/recursive_nn_parity.py --bin $(BIN)/recursive_nn

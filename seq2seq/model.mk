@@ -28,10 +28,10 @@ demo-seq2seq: $(BIN)/seq2seq
 BENCHES += bench-seq2seq
 bench-seq2seq: $(BIN)/seq2seq
 	@for cell in gru lstm; do for threads in 1 2; do \
-	    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 tests/bench/seq2seq_torch.py \
+	    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PYTHON) tests/bench/seq2seq_torch.py \
 	        --bin $(BIN)/seq2seq --cell $$cell --threads $$threads || exit 1; \
 	done; done
 
 PARITY += parity-seq2seq
 parity-seq2seq: $(BIN)/seq2seq
-	/usr/bin/python3 tests/parity/seq2seq_parity.py --bin $(BIN)/seq2seq
+	$(PYTHON) tests/parity/seq2seq_parity.py --bin $(BIN)/seq2seq

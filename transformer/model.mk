@@ -19,9 +19,9 @@ demo-transformer: $(BIN)/transformer
 
 BENCHES += bench-transformer
 bench-transformer: $(BIN)/transformer
-	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 tests/bench/transformer_torch.py \
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PYTHON) tests/bench/transformer_torch.py \
 	    --bin $(BIN)/transformer --configs tiny,base,medium --threads 1,2
 
 PARITY += parity-transformer
 parity-transformer: $(BIN)/transformer
-	/usr/bin/python3 tests/parity/transformer_parity.py --bin $(BIN)/transformer
+	$(PYTHON) tests/parity/transformer_parity.py --bin $(BIN)/transformer
