@@ -22,7 +22,6 @@ import argparse
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import time
 

@@ -26,9 +26,7 @@ Exit status: 0 when everything matches (or torch is missing: "skipped"),
 1 on any mismatch.
 """
 import argparse
-import json
 import os
-import struct
 import subprocess
 import sys
 import tempfile
@@ -37,6 +35,9 @@ try:
     import numpy as np
     import torch
     import torch.nn.functional as F
+    # the one numpy reader of the format, shared with tests/safetensors_check.py
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+    from safetensors_check import read_safetensors
 except ImportError:
     print("skipped: torch not installed")
     sys.exit(0)
@@ -51,21 +52,6 @@ CASES = [
     ("dae masking gelu", "--model dae --layers 36,12,5 --activation gelu --noise masking --noise-level 0.3"),
     ("vae tied sigmoid", "--model vae --layers 30,10,2 --activation sigmoid --tied --beta 2"),
 ]
-
-
-def load_safetensors(path):
-    with open(path, "rb") as f:
-        blob = f.read()
-    n = struct.unpack("<Q", blob[:8])[0]
-    header = json.loads(blob[8:8 + n])
-    data = blob[8 + n:]
-    tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        begin, end = info["data_offsets"]
-        tensors[name] = np.frombuffer(data[begin:end], dtype=np.float32).reshape(info["shape"])
-    return tensors, header.get("__metadata__", {})
 
 
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
@@ -151,7 +137,7 @@ def main():
                 print(f"FAILED {label}: {' '.join(command)}\n{run.stderr}")
                 ok = False
                 continue
-            t, meta = load_safetensors(os.path.join(out, "parity.safetensors"))
+            t, meta = read_safetensors(os.path.join(out, "parity.safetensors"))
             values, grads = torch_pass(t, meta)
             report = {"max_abs": 0.0, "max_rel": 0.0}
             case_ok = all([compare(label, name, t[name], values[name], report) for name in values] +

@@ -19,7 +19,6 @@ Exit status: 0 when everything matches (or torch is missing: "skipped"),
 import argparse
 import json
 import os
-import struct
 import subprocess
 import sys
 import tempfile
@@ -27,26 +26,14 @@ import tempfile
 try:
     import numpy as np
     import torch
+    # the one numpy reader of the format, shared with tests/safetensors_check.py
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+    from safetensors_check import read_safetensors
 except ImportError:
     print("skipped: torch not installed")
     sys.exit(0)
 
 ATOL, RTOL = 1e-5, 1e-4
-
-
-def load_safetensors(path):
-    with open(path, "rb") as f:
-        blob = f.read()
-    n = struct.unpack("<Q", blob[:8])[0]
-    header = json.loads(blob[8:8 + n])
-    data = blob[8 + n:]
-    tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        begin, end = info["data_offsets"]
-        tensors[name] = np.frombuffer(data[begin:end], dtype=np.float32).reshape(info["shape"])
-    return tensors, header.get("__metadata__", {})
 
 
 def parse_tree(text):
@@ -132,7 +119,7 @@ def check_model(binary, kind, directory):
     out = os.path.join(directory, kind)
     subprocess.run([binary, "dump", "--model", kind, "--dim", "8", "--batch", "6", "--out", out],
                    check=True, stdout=subprocess.DEVNULL)
-    tensors, meta = load_safetensors(os.path.join(out, "parity.safetensors"))
+    tensors, meta = read_safetensors(os.path.join(out, "parity.safetensors"))
     vocab = json.loads(meta["vocab"])
     trees = [parse_tree(line) for line in meta["trees"].strip().split("\n")]
     names = [n for n in tensors if not n.startswith("grad.") and n not in ("loss", "node_logits", "node_states")]

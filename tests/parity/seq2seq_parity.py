@@ -20,9 +20,7 @@ Tolerances (exit 1 when exceeded):
 Prints "skipped: torch not installed" and exits 0 without torch.
 """
 import argparse
-import json
 import os
-import struct
 import subprocess
 import sys
 import tempfile
@@ -31,6 +29,9 @@ try:
     import numpy as np
     import torch
     import torch.nn as nn
+    # the one numpy reader of the format, shared with tests/safetensors_check.py
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+    from safetensors_check import read_safetensors
 except ImportError:
     print("skipped: torch not installed")
     sys.exit(0)
@@ -44,22 +45,6 @@ CONFIGS = [  # (cell, attention, layers)
     ("lstm", "luong", 1),
 ]
 LOSS_RTOL, LOGITS_RTOL, GRAD_RTOL, GRAD_ATOL = 1e-5, 1e-4, 1e-4, 1e-7
-
-
-def read_safetensors(path):
-    """{name: float64 array} and the metadata, with numpy alone."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    (header_length,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + header_length])
-    meta = header.pop("__metadata__", {})
-    base = 8 + header_length
-    tensors = {}
-    for name, info in header.items():
-        begin, end = info["data_offsets"]
-        array = np.frombuffer(raw[base + begin:base + end], dtype="<f4")
-        tensors[name] = array.reshape(info["shape"]).astype(np.float64)
-    return tensors, meta
 
 
 class Seq2seq(nn.Module):
@@ -162,6 +147,7 @@ def check(binary, cell, attention, layers, seed, workdir):
                     "--layers", str(layers), "--batch", "4", "--embed", "5", "--hidden", "6",
                     "--seed", str(seed)], check=True, stdout=subprocess.DEVNULL)
     tensors, meta = read_safetensors(os.path.join(out, "parity.safetensors"))
+    tensors = {name: array.astype(np.float64) for name, array in tensors.items()}
     torch.manual_seed(0)
     model = Seq2seq(meta).double()
     names = model.tinyzoo_names()

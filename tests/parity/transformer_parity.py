@@ -20,10 +20,8 @@ Prints "skipped: torch not installed" and exits 0 when torch is missing.
 usage: python3 tests/parity/transformer_parity.py --bin bin/transformer
 """
 import argparse
-import json
 import math
 import os
-import struct
 import subprocess
 import sys
 import tempfile
@@ -32,6 +30,9 @@ try:
     import numpy as np
     import torch
     import torch.nn.functional as F
+    # the one numpy reader of the format, shared with tests/safetensors_check.py
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+    from safetensors_check import read_safetensors
 except ImportError:
     print("skipped: torch not installed")
     sys.exit(0)
@@ -48,20 +49,6 @@ CONFIGS = [
     ["--mode", "bert", "--pos", "none", "--tie-head"],
     ["--mode", "bert", "--pos", "sinusoidal", "--classes", "5", "--batch", "4"],
 ]
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    tensors = {}
-    for name, info in header.items():
-        begin, end = info["data_offsets"]
-        array = np.frombuffer(data[8 + n + begin:8 + n + end], dtype=np.float32)
-        tensors[name] = torch.from_numpy(array.reshape(info["shape"]).astype(np.float64))
-    return tensors, meta
 
 
 def sinusoidal(T, C):
@@ -140,6 +127,7 @@ def check(binary, flags, workdir):
     out = os.path.join(workdir, "run")
     subprocess.run([binary, "parity", "--out", out] + flags, check=True, stdout=subprocess.DEVNULL)
     t, meta = read_safetensors(os.path.join(out, "parity.safetensors"))
+    t = {name: torch.from_numpy(array.astype(np.float64)) for name, array in t.items()}
     params = {k: v.clone().requires_grad_(True) for k, v in t.items()
               if not k.startswith(("batch.", "out.", "grad."))}
     ids = t["batch.ids"].long()
