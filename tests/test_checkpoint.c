@@ -7,10 +7,8 @@
  *
  * Shapes: the toy model has "w" (2,3) and "b" (3): 9 floats, 36 bytes.
  */
-#define _XOPEN_SOURCE 700 /* nftw's FTW_PHYS, to remove test directories */
 #include <check.h>
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -289,14 +287,9 @@ static const char *fresh_dir(void) {
     return current_dir;
 }
 
-static int remove_entry(const char *path, const struct stat *info, int flag, struct FTW *walk) {
-    (void)info, (void)flag, (void)walk;
-    return remove(path);
-}
-
 /* A checked fixture: runs in the test's process, also after a failure. */
 static void teardown_temp_dir(void) {
-    if (current_dir[0] != '\0') nftw(current_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_remove_tree(current_dir);
     current_dir[0] = '\0';
 }
 

@@ -384,18 +384,6 @@ END_TEST
 
 /* ---- The program ------------------------------------------------------------------------------ */
 
-/* Runs a shell command; returns its exit status and stderr+stdout. */
-static int run(const char *command, char *output, size_t size) {
-    char full[4096];
-    snprintf(full, sizeof full, "%s 2>&1", command);
-    FILE *pipe = popen(full, "r");
-    ck_assert_ptr_nonnull(pipe);
-    size_t n = fread(output, 1, size - 1, pipe);
-    output[n] = '\0';
-    int status = pclose(pipe);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static void write_text(const char *path, const char *text, size_t size) {
     FILE *file = fopen(path, "wb");
     ck_assert_ptr_nonnull(file);
@@ -425,7 +413,7 @@ START_TEST(test_program_rejects_bad_trees) {
         write_text(bad, cases[i].text, cases[i].size);
         snprintf(command, sizeof command, "%s/recursive_nn train --train %s --dev %s --out %s/run --steps 2 --quiet",
                  test_bin_dir(), bad, good, dir);
-        int status = run(command, output, sizeof output);
+        int status = test_run_command(command, output, sizeof output);
         ck_assert_msg(status == 1, "case %zu: exit status %d, output %s", i, status, output);
         ck_assert_msg(strstr(output, cases[i].words) != NULL, "case %zu: \"%s\" lacks \"%s\"", i, output,
                       cases[i].words);
@@ -435,7 +423,7 @@ START_TEST(test_program_rejects_bad_trees) {
     }
     free(deep);
     snprintf(command, sizeof command, "%s/recursive_nn train --model lstm --quiet", test_bin_dir());
-    ck_assert_int_eq(run(command, output, sizeof output), 2);
+    ck_assert_int_eq(test_run_command(command, output, sizeof output), 2);
     ck_assert_ptr_nonnull(strstr(output, "--model"));
 }
 END_TEST
@@ -502,13 +490,13 @@ START_TEST(test_resume_is_bit_identical) {
         char command[2048], output[8192], a[600], b[600];
         snprintf(command, sizeof command, "%s/recursive_nn train --model %s %s --steps 30 --out %s/straight",
                  test_bin_dir(), models[m], common, dir);
-        ck_assert_msg(run(command, output, sizeof output) == 0, "%s", output);
+        ck_assert_msg(test_run_command(command, output, sizeof output) == 0, "%s", output);
         snprintf(command, sizeof command, "%s/recursive_nn train --model %s %s --steps 12 --out %s/resumed",
                  test_bin_dir(), models[m], common, dir);
-        ck_assert_msg(run(command, output, sizeof output) == 0, "%s", output);
+        ck_assert_msg(test_run_command(command, output, sizeof output) == 0, "%s", output);
         snprintf(command, sizeof command, "%s/recursive_nn train --model %s %s --steps 30 --out %s/resumed --resume",
                  test_bin_dir(), models[m], common, dir);
-        ck_assert_msg(run(command, output, sizeof output) == 0, "%s", output);
+        ck_assert_msg(test_run_command(command, output, sizeof output) == 0, "%s", output);
         snprintf(a, sizeof a, "%s/straight/model.safetensors", dir);
         snprintf(b, sizeof b, "%s/resumed/model.safetensors", dir);
         float *x, *y;
@@ -521,7 +509,7 @@ START_TEST(test_resume_is_bit_identical) {
         /* A resume with another batch size is refused: its batches differ. */
         snprintf(command, sizeof command, "%s/recursive_nn train --model %s %s --steps 40 --batch 4 --out %s/resumed --resume",
                  test_bin_dir(), models[m], common, dir);
-        ck_assert_int_eq(run(command, output, sizeof output), 1);
+        ck_assert_int_eq(test_run_command(command, output, sizeof output), 1);
         ck_assert_ptr_nonnull(strstr(output, "data stream differs"));
     }
 }
@@ -551,7 +539,7 @@ START_TEST(test_negation_probe_tree_beats_bag_of_words) {
                  "%s/recursive_nn train --model %s --train-size 1500 --dev-size 100 --test-size 100 "
                  "--probe-size 200 --steps 300 --dim 16 --plot-term none --quiet --draw 0 --out %s/%s",
                  test_bin_dir(), models[m], dir, models[m]);
-        ck_assert_msg(run(command, output, sizeof output) == 0, "%s", output);
+        ck_assert_msg(test_run_command(command, output, sizeof output) == 0, "%s", output);
         binary[m] = final_value(output, "probe_binary");
     }
     ck_assert_msg(binary[0] >= 0.95, "TreeRNN probe binary accuracy %.3f", binary[0]);

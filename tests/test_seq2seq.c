@@ -12,9 +12,7 @@
  * Legend: B batch, S source steps, T decoder steps, H hidden, A attention,
  * P state parts, V vocabulary.
  */
-#define _XOPEN_SOURCE 700 /* nftw */
 #include <check.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,27 +52,6 @@ static Seq2seqDataset random_pairs(const int *source_lengths, const int *target_
     return d;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void remove_tree(const char *path) {
-    nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* Runs a shell command; returns its exit status and its output (stdout and
- * stderr) in `output`. */
-static int run_command(const char *command, char *output, size_t size) {
-    char full[8192];
-    snprintf(full, sizeof full, "%s 2>&1", command);
-    FILE *pipe = popen(full, "r");
-    ck_assert_ptr_nonnull(pipe);
-    size_t used = fread(output, 1, size - 1, pipe);
-    output[used] = '\0';
-    int status = pclose(pipe);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 static const char *const CELL_NAMES[] = {"gru", "lstm"};
 static const char *const ATTENTION_NAMES[] = {"none", "bahdanau", "luong"};
@@ -593,7 +570,7 @@ START_TEST(test_checkpoint_round_trip) {
     seq2seq_model_free(&loaded);
     seq2seq_vocabs_free(&v);
     seq2seq_model_free(&m);
-    remove_tree(dir);
+    test_remove_tree(dir);
 }
 END_TEST
 
@@ -643,19 +620,19 @@ static void check_resume(const char *data_option) {
         if (v == 2) { /* a session that stops after 9 of the 20 steps, then --resume */
             snprintf(command, sizeof command, "%s/seq2seq train %s %s --steps 20 --stop-at 9 --out %s/run2 "
                      "--attention luong --cell lstm", bin, data_option, SMALL_RUN, dir);
-            ck_assert_msg(run_command(command, output, sizeof output) == 0, "%s\n%s", command, output);
+            ck_assert_msg(test_run_command(command, output, sizeof output) == 0, "%s\n%s", command, output);
             ck_assert_msg(strstr(output, "final: step=9 ") != NULL, "%s", output);
         }
         snprintf(command, sizeof command, "%s/seq2seq train %s %s --steps 20 --out %s/run%d %s --attention luong --cell lstm %s",
                  bin, data_option, SMALL_RUN, dir, v, variants[v], v == 2 ? "--resume" : "");
-        ck_assert_msg(run_command(command, output, sizeof output) == 0, "%s\n%s", command, output);
+        ck_assert_msg(test_run_command(command, output, sizeof output) == 0, "%s\n%s", command, output);
         ck_assert_msg(strstr(output, "final: step=20 ") != NULL, "%s", output);
     }
     char a[600], b[600], c[600];
     snprintf(a, sizeof a, "%s/run0", dir), snprintf(b, sizeof b, "%s/run1", dir), snprintf(c, sizeof c, "%s/run2", dir);
     assert_same_run(a, b); /* threads 1 and 2 */
     assert_same_run(a, c); /* resumed */
-    remove_tree(dir);
+    test_remove_tree(dir);
 }
 
 START_TEST(test_resume_is_bit_identical_task) {
@@ -682,7 +659,7 @@ START_TEST(test_resume_is_bit_identical_data) {
     fclose(file);
     snprintf(option, sizeof option, "--data %s --tokens word --val-fraction 0.2", path);
     check_resume(option);
-    remove_tree(dir);
+    test_remove_tree(dir);
 }
 END_TEST
 
@@ -694,7 +671,7 @@ static int train_on(const char *file, char *output, size_t size, const char *out
     char command[4096];
     snprintf(command, sizeof command, "%s/seq2seq train --data %s %s --steps 2 --out %s",
              test_bin_dir(), file, SMALL_RUN, out_dir);
-    return run_command(command, output, size);
+    return test_run_command(command, output, size);
 }
 
 static void write_file(const char *path, const char *bytes, size_t size) {
@@ -723,7 +700,7 @@ START_TEST(test_tsv_bad_input) {
     ck_assert_msg(train_on(path, output, sizeof output, out_dir) == 0, "%s", output);
     ck_assert_msg(strstr(output, "skipped 4 lines (1 blank, 1 without a tab, 1 longer than 4096 bytes, "
                                  "1 invalid UTF-8)") != NULL, "%s", output);
-    remove_tree(out_dir);
+    test_remove_tree(out_dir);
     struct stat st;
     struct { const char *name; const char *bytes; size_t size; const char *message; } bad[] = {
         {"empty.tsv", "", 0, "empty file"},
@@ -740,7 +717,7 @@ START_TEST(test_tsv_bad_input) {
     snprintf(path, sizeof path, "%s/does_not_exist.tsv", dir);
     ck_assert_int_eq(train_on(path, output, sizeof output, out_dir), 1);
     ck_assert_msg(strstr(output, "does_not_exist.tsv") != NULL, "%s", output);
-    remove_tree(dir);
+    test_remove_tree(dir);
 }
 END_TEST
 
@@ -748,19 +725,19 @@ START_TEST(test_command_line_errors) {
     char command[1024], output[8192];
     const char *bin = test_bin_dir();
     snprintf(command, sizeof command, "%s/seq2seq train --no-such-option", bin);
-    ck_assert_int_eq(run_command(command, output, sizeof output), 2);
+    ck_assert_int_eq(test_run_command(command, output, sizeof output), 2);
     snprintf(command, sizeof command, "%s/seq2seq train --task juggle", bin);
-    ck_assert_int_eq(run_command(command, output, sizeof output), 2);
+    ck_assert_int_eq(test_run_command(command, output, sizeof output), 2);
     ck_assert_msg(strstr(output, "--task juggle") != NULL, "%s", output);
     snprintf(command, sizeof command, "%s/seq2seq train --cell rnn", bin);
-    ck_assert_int_eq(run_command(command, output, sizeof output), 2);
+    ck_assert_int_eq(test_run_command(command, output, sizeof output), 2);
     snprintf(command, sizeof command, "%s/seq2seq frobnicate", bin);
-    ck_assert_int_eq(run_command(command, output, sizeof output), 2);
+    ck_assert_int_eq(test_run_command(command, output, sizeof output), 2);
     snprintf(command, sizeof command, "%s/seq2seq translate --checkpoint /nonexistent/model.safetensors < /dev/null", bin);
-    ck_assert_int_eq(run_command(command, output, sizeof output), 1);
+    ck_assert_int_eq(test_run_command(command, output, sizeof output), 1);
     ck_assert_msg(strstr(output, "/nonexistent/model.safetensors") != NULL, "%s", output);
     snprintf(command, sizeof command, "%s/seq2seq train --help", bin);
-    ck_assert_int_eq(run_command(command, output, sizeof output), 0);
+    ck_assert_int_eq(test_run_command(command, output, sizeof output), 0);
     ck_assert(strstr(output, "--teacher-forcing") && strstr(output, "--attention"));
 }
 END_TEST
@@ -772,23 +749,23 @@ START_TEST(test_translate_one_line_per_input) {
     char command[4096], output[16384], input[600];
     snprintf(command, sizeof command, "%s/seq2seq train --task reverse --max-length 5 %s --steps 5 --out %s",
              test_bin_dir(), SMALL_RUN, dir);
-    ck_assert_msg(run_command(command, output, sizeof output) == 0, "%s", output);
+    ck_assert_msg(test_run_command(command, output, sizeof output) == 0, "%s", output);
     snprintf(input, sizeof input, "%s/input.txt", dir);
     write_file(input, "abc\n\ncba\n", 9);
     snprintf(command, sizeof command, "%s/seq2seq translate --checkpoint %s/model.safetensors --input %s 2>/dev/null",
              test_bin_dir(), dir, input);
-    ck_assert_int_eq(run_command(command, output, sizeof output), 0);
+    ck_assert_int_eq(test_run_command(command, output, sizeof output), 0);
     int lines = 0;
     for (const char *c = output; *c; c++) lines += *c == '\n';
     ck_assert_msg(lines == 3, "expected 3 lines, got %d:\n%s", lines, output);
     snprintf(command, sizeof command, "echo abc | %s/seq2seq translate --checkpoint %s/model.safetensors "
              "--show-attention --beam 3 --out %s --plot-term none", test_bin_dir(), dir, dir);
-    ck_assert_int_eq(run_command(command, output, sizeof output), 0);
+    ck_assert_int_eq(test_run_command(command, output, sizeof output), 0);
     ck_assert_msg(strstr(output, "<eos>") != NULL, "no alignment printed:\n%s", output);
     snprintf(input, sizeof input, "%s/attention_line1.dat", dir);
     struct stat st;
     ck_assert_msg(stat(input, &st) == 0, "no attention_line1.dat");
-    remove_tree(dir);
+    test_remove_tree(dir);
 }
 END_TEST
 

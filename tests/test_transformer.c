@@ -446,18 +446,6 @@ END_TEST
 
 /* ---- The program ------------------------------------------------------------------------------- */
 
-/* Runs a shell command; returns its exit status, with stdout+stderr in output. */
-static int run(const char *command, char *output, size_t size) {
-    char full[4096];
-    snprintf(full, sizeof full, "%s 2>&1", command);
-    FILE *pipe = popen(full, "r");
-    ck_assert_ptr_nonnull(pipe);
-    size_t n = fread(output, 1, size - 1, pipe);
-    output[n] = '\0';
-    int status = pclose(pipe);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static char *read_file(const char *path, size_t *size) {
     FILE *f = fopen(path, "rb");
     ck_assert_msg(f != NULL, "cannot open %s", path);
@@ -486,15 +474,15 @@ START_TEST(test_resume_is_bit_identical) {
                         "--plot-term none --quiet";
     snprintf(command, sizeof command, "%s/transformer train %s --out %s/once --threads 1",
              test_bin_dir(), flags, dir);
-    ck_assert_msg(run(command, output, sizeof output) == 0, "%s", output);
+    ck_assert_msg(test_run_command(command, output, sizeof output) == 0, "%s", output);
     ck_assert_ptr_nonnull(strstr(output, "final: step=12 "));
     snprintf(command, sizeof command, "%s/transformer train %s --out %s/twice --stop-after 5 --threads 2",
              test_bin_dir(), flags, dir);
-    ck_assert_msg(run(command, output, sizeof output) == 0, "%s", output);
+    ck_assert_msg(test_run_command(command, output, sizeof output) == 0, "%s", output);
     ck_assert_ptr_nonnull(strstr(output, "stopped: step=5"));
     snprintf(command, sizeof command, "%s/transformer train %s --out %s/twice --resume --threads 2",
              test_bin_dir(), flags, dir);
-    ck_assert_msg(run(command, output, sizeof output) == 0, "%s", output);
+    ck_assert_msg(test_run_command(command, output, sizeof output) == 0, "%s", output);
     snprintf(a, sizeof a, "%s/once/model.safetensors", dir);
     snprintf(b, sizeof b, "%s/twice/model.safetensors", dir);
     assert_same_file(a, b);
@@ -504,12 +492,12 @@ START_TEST(test_resume_is_bit_identical) {
     /* eval and generate read the checkpoint back */
     snprintf(command, sizeof command, "%s/transformer eval --checkpoint %s/once/model.safetensors",
              test_bin_dir(), dir);
-    ck_assert_msg(run(command, output, sizeof output) == 0, "%s", output);
+    ck_assert_msg(test_run_command(command, output, sizeof output) == 0, "%s", output);
     ck_assert_ptr_nonnull(strstr(output, "val_exact_match="));
     snprintf(command, sizeof command,
              "%s/transformer generate --checkpoint %s/once/model.safetensors --prompt abc\\> --greedy --quiet",
              test_bin_dir(), dir);
-    ck_assert_msg(run(command, output, sizeof output) == 0, "%s", output);
+    ck_assert_msg(test_run_command(command, output, sizeof output) == 0, "%s", output);
     ck_assert_msg(strncmp(output, "abc>", 4) == 0, "%s", output);
 }
 END_TEST
@@ -526,7 +514,7 @@ static void write_bytes(const char *path, const char *bytes, size_t size) {
 static void expect_failure(const char *dir, const char *arguments, int status, const char *words) {
     char command[4096], output[8192], path[700];
     snprintf(command, sizeof command, "%s/transformer %s", test_bin_dir(), arguments);
-    int got = run(command, output, sizeof output);
+    int got = test_run_command(command, output, sizeof output);
     ck_assert_msg(got == status, "`%s`: exit %d, expected %d; output: %s", arguments, got, status, output);
     ck_assert_msg(strstr(output, words) != NULL, "`%s`: \"%s\" lacks \"%s\"", arguments, output, words);
     ck_assert_msg(strchr(output, '\n') == strrchr(output, '\n'), "`%s`: more than one line: %s",
@@ -575,7 +563,7 @@ START_TEST(test_bad_input_is_rejected) {
              "--d-model 8 --heads 2 --context 8 --batch 4 --steps 2 --plot-term none --quiet --out %s/model",
              test_bin_dir(), dir);
     char output[8192];
-    ck_assert_msg(run(args, output, sizeof output) == 0, "%s", output);
+    ck_assert_msg(test_run_command(args, output, sizeof output) == 0, "%s", output);
     snprintf(model, sizeof model, "%s/model/model.safetensors", dir);
     snprintf(args, sizeof args, "generate --checkpoint %s --prompt 'xyz>'", model);
     expect_failure(dir, args, 2, "not in the vocabulary");
