@@ -92,6 +92,22 @@ static double bench_run(RecursiveModel *model, Optimizer *opt, Graph *g, const T
     return time_seconds() - start;
 }
 
+/* The vocabulary of `bank` (words seen once or more), its trees' word ids,
+ * and a freshly initialised model of s->model and s->dim: the setup that
+ * bench and dump share. */
+static void model_for_bank(const RecursiveSettings *s, Treebank *bank, Vocab *vocab,
+                           RecursiveModel *model) {
+    vocab_init(vocab);
+    recursive_vocab_build(vocab, bank, 1);
+    tree_set_words(bank, vocab);
+    RecursiveConfig config = {.kind = s->model, .dim = s->dim, .classes = SENTIMENT_CLASSES,
+                              .vocab = vocab->size};
+    recursive_model_build(model, &config);
+    Rng rng;
+    rng_seed(&rng, (uint64_t)s->common.seed, 2);
+    recursive_model_init(model, &rng);
+}
+
 int recursive_bench_command(int argc, char **argv) {
     RecursiveSettings s;
     memset(&s, 0, sizeof s);
@@ -118,15 +134,8 @@ int recursive_bench_command(int argc, char **argv) {
         return EXIT_RUNTIME_ERROR;
     }
     Vocab vocab;
-    vocab_init(&vocab);
-    recursive_vocab_build(&vocab, &bank, 1);
-    tree_set_words(&bank, &vocab);
     RecursiveModel model;
-    RecursiveConfig config = {.kind = s.model, .dim = s.dim, .classes = SENTIMENT_CLASSES, .vocab = vocab.size};
-    recursive_model_build(&model, &config);
-    Rng rng;
-    rng_seed(&rng, (uint64_t)s.common.seed, 2);
-    recursive_model_init(&model, &rng);
+    model_for_bank(&s, &bank, &vocab, &model);
     Optimizer opt;
     optimizer_init(&opt, OPTIMIZER_ADAM, &model.params);
     Graph g;
@@ -189,15 +198,8 @@ int recursive_dump_command(int argc, char **argv) {
     }
     sentiment_free(&generated);
     Vocab vocab;
-    vocab_init(&vocab);
-    recursive_vocab_build(&vocab, &bank, 1);
-    tree_set_words(&bank, &vocab);
     RecursiveModel model;
-    RecursiveConfig config = {.kind = s.model, .dim = s.dim, .classes = SENTIMENT_CLASSES, .vocab = vocab.size};
-    recursive_model_build(&model, &config);
-    Rng rng;
-    rng_seed(&rng, (uint64_t)s.common.seed, 2);
-    recursive_model_init(&model, &rng);
+    model_for_bank(&s, &bank, &vocab, &model);
 
     Graph g;
     graph_init(&g, 1 << 20, 64);
