@@ -259,17 +259,24 @@ static int prompt_ids(const Settings *s, const Metadata *meta, const Vocab *voca
     return count;
 }
 
+/* The options of the commands that load a checkpoint (generate, fill,
+ * classify, plot): the common ones plus the generation ones. */
+static void parse_inference_options(int argc, char **argv, const char *usage, Settings *s) {
+    settings_defaults(s);
+    Option options[64];
+    common_options_table(&s->common, options);
+    int count = COMMON_OPTION_COUNT + generation_options(s, options + COMMON_OPTION_COUNT);
+    options_parse_or_exit(argc, argv, 2, options, count, usage);
+    settings_finish(s);
+}
+
 static int command_generate(int argc, char **argv) {
     Settings s;
-    settings_defaults(&s);
-    Option options[64];
-    common_options_table(&s.common, options);
-    int count = COMMON_OPTION_COUNT + generation_options(&s, options + COMMON_OPTION_COUNT);
-    options_parse_or_exit(argc, argv, 2, options, count,
-                          "transformer generate [--checkpoint FILE] [--prompt TEXT] [options]\n"
-                          "Continues a prompt with a GPT checkpoint: greedy, or sampled with "
-                          "temperature, top-k and top-p.");
-    settings_finish(&s);
+    parse_inference_options(argc, argv,
+                            "transformer generate [--checkpoint FILE] [--prompt TEXT] [options]\n"
+                            "Continues a prompt with a GPT checkpoint: greedy, or sampled with "
+                            "temperature, top-k and top-p.",
+                            &s);
     threads_set(s.common.threads);
     Transformer m;
     Metadata meta;
@@ -351,14 +358,10 @@ static Tensor *prompt_hidden(Graph *g, const Loaded *l) {
 
 static int command_fill(int argc, char **argv) {
     Settings s;
-    settings_defaults(&s);
-    Option options[64];
-    common_options_table(&s.common, options);
-    int count = COMMON_OPTION_COUNT + generation_options(&s, options + COMMON_OPTION_COUNT);
-    options_parse_or_exit(argc, argv, 2, options, count,
-                          "transformer fill --checkpoint FILE --prompt 'the <mask> eats the hay'\n"
-                          "Predicts every <mask> token of the prompt with a BERT (encoder) checkpoint.");
-    settings_finish(&s);
+    parse_inference_options(argc, argv,
+                            "transformer fill --checkpoint FILE --prompt 'the <mask> eats the hay'\n"
+                            "Predicts every <mask> token of the prompt with a BERT (encoder) checkpoint.",
+                            &s);
     Loaded l;
     load_with_prompt(&s, &l);
     int mask = vocab_find(&l.vocab, "<mask>");
@@ -405,15 +408,11 @@ static int command_fill(int argc, char **argv) {
 
 static int command_classify(int argc, char **argv) {
     Settings s;
-    settings_defaults(&s);
-    Option options[64];
-    common_options_table(&s.common, options);
-    int count = COMMON_OPTION_COUNT + generation_options(&s, options + COMMON_OPTION_COUNT);
-    options_parse_or_exit(argc, argv, 2, options, count,
-                          "transformer classify --checkpoint FILE --prompt 'the plot is not good'\n"
-                          "Sentiment of a sentence (0 very negative .. 4 very positive) with a "
-                          "BERT classifier checkpoint.");
-    settings_finish(&s);
+    parse_inference_options(argc, argv,
+                            "transformer classify --checkpoint FILE --prompt 'the plot is not good'\n"
+                            "Sentiment of a sentence (0 very negative .. 4 very positive) with a "
+                            "BERT classifier checkpoint.",
+                            &s);
     Loaded l;
     load_with_prompt(&s, &l);
     if (l.m.config.classes <= 0) {
@@ -441,15 +440,11 @@ static int command_classify(int argc, char **argv) {
 
 static int command_plot(int argc, char **argv) {
     Settings s;
-    settings_defaults(&s);
-    Option options[64];
-    common_options_table(&s.common, options);
-    int count = COMMON_OPTION_COUNT + generation_options(&s, options + COMMON_OPTION_COUNT);
-    options_parse_or_exit(argc, argv, 2, options, count,
-                          "transformer plot --checkpoint FILE [--prompt TEXT] [--out DIR]\n"
-                          "Attention maps of every layer and head on the prompt, the positional "
-                          "encodings, the embedding PCA, and (when --out has metrics.csv) the curves.");
-    settings_finish(&s);
+    parse_inference_options(argc, argv,
+                            "transformer plot --checkpoint FILE [--prompt TEXT] [--out DIR]\n"
+                            "Attention maps of every layer and head on the prompt, the positional "
+                            "encodings, the embedding PCA, and (when --out has metrics.csv) the curves.",
+                            &s);
     Loaded l;
     load_with_prompt(&s, &l);
     Error err;
