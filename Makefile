@@ -74,6 +74,8 @@ SUITE_LIST  = $(BUILD)/tests/suites.inc
 
 # Each model folder may add demo and bench steps in its own model.mk:
 #   DEMOS += demo-transformer     demo-transformer: ; ./bin/transformer ...
+# The included *.mk files define rules before `all`; plain `make` must still build.
+.DEFAULT_GOAL := all
 DEMOS   =
 BENCHES =
 PARITY  =
@@ -81,6 +83,8 @@ PARITY  =
 # skipped when it is missing (each script also skips itself without torch).
 PYTHON  = sh .ci/python-or-skip
 -include $(wildcard */model.mk)
+# Test tooling (fuzzing, coursework) adds its targets the same way.
+-include $(wildcard tests/*/*.mk)
 
 .PHONY: all features demo test check debug asan bench clean deps-demo deps-test help $(DEMOS) $(BENCHES) $(PARITY)
 all: features $(PROGRAMS) $(if $(HAVE_CHECK),$(TEST_RUNNER))
