@@ -70,6 +70,13 @@
  *
  * MEMORY.  Packing buffers are reused from call to call (see PackBuffer):
  * a training step packs into pages that are already mapped and warm.
+ *
+ * TWO SHORTCUTS FOR LINEAR LAYERS.  A bias (spec->bias) starts the sums of
+ * every row inside the micro-kernel, instead of a pass that copies it into
+ * C first.  And a weight that a recurrent layer multiplies by at every time
+ * step can be packed once (matmul_pack_b) and handed over as spec->packed_b:
+ * with B = 64 rows and a (128, 512) W_hh, packing W_hh^T on every call cost
+ * a third as much as the multiply itself.
  */
 #include "matmul.h"
 
@@ -134,6 +141,13 @@ typedef struct {
     long ldc;
     int M, N, K;
     bool accumulate;
+    const float *bias; /* (N) the first value of every row of C, or NULL for 0 */
+    /* op(B) packed in advance (matmul_pack_b), or NULL: K blocks, each of
+     * b_packed_slivers slivers (kc,NR) of the whole B; this product's columns
+     * start at sliver b_first_sliver (not 0 for a column part of a thread). */
+    const float *b_packed;
+    int b_packed_slivers;
+    int b_first_sliver;
 } Product;
 
 static Product product_of_item(const MatmulSpec *spec, int item) {
@@ -146,6 +160,9 @@ static Product product_of_item(const MatmulSpec *spec, int item) {
         .ldc = spec->ldc,
         .M = spec->M, .N = spec->N, .K = spec->K,
         .accumulate = spec->accumulate,
+        .bias = spec->bias,
+        .b_packed = spec->packed_b,
+        .b_packed_slivers = (spec->N + NR - 1) / NR,
     };
     return product;
 }
@@ -272,7 +289,8 @@ typedef struct {
     long k_stride;
 } ASliver;
 
-/* c (MR,NR), row stride ldc:  c = (load_c ? c : 0) + a @ b, with a (MR,kc)
+/* c (MR,NR), row stride ldc:  c = (load_c ? c : bias ? bias : 0) + a @ b,
+ * with bias (NR) added to each row, a (MR,kc)
  * and b (kc,NR) a packed sliver.  The MR*NR_VECS accumulators are a local
  * array indexed only by constants once the loops over i and v are unrolled,
  * so the compiler keeps them all in registers.  For each k: load NR values
@@ -281,11 +299,12 @@ typedef struct {
  * for NR_VECS + MR loads. */
 FUSE_MULTIPLY_ADD
 static inline void micro_kernel(int kc, ASliver a, const float *restrict b, float *restrict c,
-                                long ldc, bool load_c) {
+                                long ldc, bool load_c, const float *bias) {
     FloatVec acc[MR][NR_VECS];
     for (int i = 0; i < MR; i++) {
         for (int v = 0; v < NR_VECS; v++) {
-            acc[i][v] = load_c ? vec_load(&c[i * ldc + v * VEC_FLOATS]) : (FloatVec){0};
+            acc[i][v] = load_c ? vec_load(&c[i * ldc + v * VEC_FLOATS])
+                        : bias ? vec_load(&bias[v * VEC_FLOATS]) : (FloatVec){0};
         }
     }
     const float *restrict a_data = a.data;
@@ -306,25 +325,28 @@ static inline void micro_kernel(int kc, ASliver a, const float *restrict b, floa
  * strides known where they can be: a packed sliver, or rows of A in place. */
 FUSE_MULTIPLY_ADD
 static void micro_kernel_packed_a(int kc, const float *a, const float *b, float *c, long ldc,
-                                  bool load_c) {
-    micro_kernel(kc, (ASliver){a, 1, MR}, b, c, ldc, load_c);
+                                  bool load_c, const float *bias) {
+    micro_kernel(kc, (ASliver){a, 1, MR}, b, c, ldc, load_c, bias);
 }
 
 FUSE_MULTIPLY_ADD
 static void micro_kernel_rows_of_a(int kc, const float *a, long lda, const float *b, float *c,
-                                   long ldc, bool load_c) {
-    micro_kernel(kc, (ASliver){a, lda, 1}, b, c, ldc, load_c);
+                                   long ldc, bool load_c, const float *bias) {
+    micro_kernel(kc, (ASliver){a, lda, 1}, b, c, ldc, load_c, bias);
 }
 
 /* The (rows,cols) corner of a tile at the right or bottom edge of C goes
  * through a full (MR,NR) local tile, so the micro-kernel needs no bounds. */
 static void micro_kernel_edge(int kc, ASliver a, const float *b, float *c, long ldc, bool load_c,
-                              int rows, int cols) {
+                              const float *bias, int rows, int cols) {
     float tile[MR * NR]; /* (MR,NR) */
     for (int i = 0; i < rows && load_c; i++) {
         memcpy(&tile[i * NR], &c[i * ldc], (size_t)cols * sizeof(float));
     }
-    micro_kernel(kc, a, b, tile, NR, load_c);
+    for (int i = 0; i < rows && !load_c && bias; i++) {
+        memcpy(&tile[i * NR], bias, (size_t)cols * sizeof(float));
+    }
+    micro_kernel(kc, a, b, tile, NR, load_c || bias, NULL);
     for (int i = 0; i < rows; i++) memcpy(&c[i * ldc], &tile[i * NR], (size_t)cols * sizeof(float));
 }
 
@@ -346,11 +368,14 @@ static int part_start(int index, int total, int parts) {
     return (int)((long)index * total / parts);
 }
 
+/* Equal K blocks: K = 300 gives 150 + 150 rather than 192 + 108. */
+static int k_block_size(int K) {
+    return ceil_div(K, ceil_div(K, KC_MAX));
+}
+
 static Blocking blocking_choose(const Product *product) {
     Blocking blocking;
-    /* Equal blocks: K = 300 gives 150 + 150 rather than 192 + 108. */
-    int k_blocks = ceil_div(product->K, KC_MAX);
-    blocking.kc = ceil_div(product->K, k_blocks);
+    blocking.kc = k_block_size(product->K);
     blocking.m_slivers = ceil_div(product->M, MR);
     blocking.m_blocks = ceil_div(product->M, MC_MAX);
     blocking.mc = ceil_div(blocking.m_slivers, blocking.m_blocks) * MR;
@@ -369,16 +394,18 @@ static void tile_run(const Product *product, const Blocking *blocking, int k0, i
     int rows = min_int(MR, product->M - i), cols = min_int(NR, product->N - j0);
     float *c_tile = &product->c[i * product->ldc + j0];
     bool load_c = k0 > 0 || product->accumulate;
+    const float *bias = product->bias && !load_c ? product->bias + j0 : NULL; /* (cols) */
     bool packed = blocking->pack_a || rows < MR; /* see m_block_run */
     long lda = product->a.row_stride;
     ASliver a = packed ? (ASliver){a_sliver, 1, MR}
                        : (ASliver){&product->a.data[i * lda + k0], lda, 1};
     if (rows < MR || cols < NR) {
-        micro_kernel_edge(kc, a, b_sliver, c_tile, product->ldc, load_c, rows, cols);
+        micro_kernel_edge(kc, a, b_sliver, c_tile, product->ldc, load_c, bias, rows, cols);
     } else if (packed) {
-        micro_kernel_packed_a(kc, a.data, b_sliver, c_tile, product->ldc, load_c);
+        micro_kernel_packed_a(kc, a.data, b_sliver, c_tile, product->ldc, load_c, bias);
     } else {
-        micro_kernel_rows_of_a(kc, a.data, a.row_stride, b_sliver, c_tile, product->ldc, load_c);
+        micro_kernel_rows_of_a(kc, a.data, a.row_stride, b_sliver, c_tile, product->ldc, load_c,
+                               bias);
     }
 }
 
@@ -409,12 +436,20 @@ static void m_block_run(const Product *product, const Blocking *blocking, int k0
 static void product_run_serial(const Product *product, PackBuffer *a_buffer,
                                PackBuffer *b_buffer) {
     Blocking blocking = blocking_choose(product);
-    float *b_panel = pack_buffer_reserve(b_buffer, (size_t)blocking.kc * blocking.n_slivers * NR);
+    float *b_buffer_data = product->b_packed ? NULL
+        : pack_buffer_reserve(b_buffer, (size_t)blocking.kc * blocking.n_slivers * NR);
     float *a_block = pack_buffer_reserve(a_buffer, (size_t)blocking.mc * blocking.kc);
     for (int k0 = 0; k0 < product->K; k0 += blocking.kc) {           /* pc loop */
         int kc = min_int(blocking.kc, product->K - k0);
-        for (int s = 0; s < blocking.n_slivers; s++) {
-            pack_b_sliver(&product->b, product->N, k0, kc, s * NR, &b_panel[(size_t)s * kc * NR]);
+        const float *b_panel = b_buffer_data; /* (kc, n_slivers*NR) */
+        if (product->b_packed) { /* the layout of matmul_pack_b */
+            b_panel = product->b_packed + (size_t)k0 * product->b_packed_slivers * NR +
+                      (size_t)product->b_first_sliver * kc * NR;
+        } else {
+            for (int s = 0; s < blocking.n_slivers; s++) {
+                pack_b_sliver(&product->b, product->N, k0, kc, s * NR,
+                              &b_buffer_data[(size_t)s * kc * NR]);
+            }
         }
         for (int m_block = 0; m_block < blocking.m_blocks; m_block++) { /* ic loop */
             int i0 = part_start(m_block, blocking.m_slivers, blocking.m_blocks) * MR;
@@ -435,6 +470,8 @@ static Product product_part(const Product *product, bool split_rows, int first, 
         part.M = end - first;
     } else {
         part.b.data += first * product->b.col_stride;
+        part.b_first_sliver += first / NR; /* first is a whole number of slivers */
+        if (part.bias) part.bias += first;
         part.c += first;
         part.N = end - first;
     }
@@ -470,7 +507,9 @@ static void product_run_parallel(const Product *product, int threads) {
 static void product_zero_k(const Product *product) {
     if (product->accumulate) return;
     for (int i = 0; i < product->M; i++) {
-        memset(&product->c[i * product->ldc], 0, (size_t)product->N * sizeof(float));
+        float *row = &product->c[i * product->ldc];
+        if (product->bias) memcpy(row, product->bias, (size_t)product->N * sizeof(float));
+        else memset(row, 0, (size_t)product->N * sizeof(float));
     }
 }
 
@@ -487,6 +526,12 @@ static void spec_check(const MatmulSpec *spec) {
     if (spec->lda < a_width || spec->ldb < b_width || spec->ldc < spec->N) {
         fatal("matmul: leading dimension too small: lda=%d (need >= %d), ldb=%d (need >= %d), "
               "ldc=%d (need >= %d)", spec->lda, a_width, spec->ldb, b_width, spec->ldc, spec->N);
+    }
+    if (spec->bias != NULL && spec->accumulate) {
+        fatal("matmul: bias starts each row of C; it cannot be combined with accumulate");
+    }
+    if (spec->packed_b != NULL && spec->batch > 1 && spec->stride_b != 0) {
+        fatal("matmul: packed_b needs one B for the whole batch (stride_b = %ld)", spec->stride_b);
     }
     bool has_output = spec->M > 0 && spec->N > 0;
     if (has_output && (spec->C == NULL || (spec->K > 0 && (spec->A == NULL || spec->B == NULL)))) {
@@ -549,6 +594,24 @@ void matmul(const MatmulSpec *spec) {
     }
 }
 
+size_t matmul_packed_b_floats(int K, int N) {
+    return (size_t)K * (size_t)ceil_div(N, NR) * NR;
+}
+
+/* K blocks of the size product_run_serial uses, each packed as its pc loop
+ * would pack it, one after the other. */
+void matmul_pack_b(const float *B, int ldb, bool transpose_b, int K, int N, float *packed) {
+    MatrixView b = {B, transpose_b ? 1 : ldb, transpose_b ? ldb : 1};
+    int kc_max = K > 0 ? k_block_size(K) : 1, n_slivers = ceil_div(N, NR);
+    for (int k0 = 0; k0 < K; k0 += kc_max) {
+        int kc = min_int(kc_max, K - k0);
+        float *block = packed + (size_t)k0 * n_slivers * NR;
+        for (int s = 0; s < n_slivers; s++) {
+            pack_b_sliver(&b, N, k0, kc, s * NR, &block[(size_t)s * kc * NR]);
+        }
+    }
+}
+
 /* The definition of matmul(), in the most direct form: one double-precision
  * dot product per element of C. */
 void matmul_reference(const MatmulSpec *spec) {
@@ -558,7 +621,7 @@ void matmul_reference(const MatmulSpec *spec) {
         for (int i = 0; i < product.M; i++) {
             for (int j = 0; j < product.N; j++) {
                 float *c = &product.c[i * product.ldc + j];
-                double sum = product.accumulate ? *c : 0.0;
+                double sum = product.accumulate ? *c : product.bias ? product.bias[j] : 0.0;
                 for (int p = 0; p < product.K; p++) {
                     sum += (double)view_at(&product.a, i, p) * view_at(&product.b, p, j);
                 }

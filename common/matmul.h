@@ -14,6 +14,7 @@
 #define TINYZOO_MATMUL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef struct {
     int batch;                /* number of independent products (>= 1)        */
@@ -30,10 +31,29 @@ typedef struct {
     int ldc;
     long stride_c;
     bool accumulate;          /* C += op(A) op(B) instead of C = op(A) op(B)  */
+    /* Optional (N): C = bias + op(A) op(B), the bias added to every row, as
+     * the first term of each sum (so the same bits as C = bias, then
+     * accumulate).  Not with accumulate. */
+    const float *bias;
+    /* Optional: op(B) already packed by matmul_pack_b, with the same K and N
+     * (B must still be set, for checks and matmul_reference).  A weight that
+     * many products in a row multiply by, such as a recurrent W_hh at every
+     * time step, is then packed once instead of once per product.  Only for
+     * a B shared by the whole batch (batch = 1 or stride_b = 0). */
+    const float *packed_b;
 } MatmulSpec;
 
 /* C[i] (=|+=) op(A[i]) @ op(B[i]) for i in [0, batch). */
 void matmul(const MatmulSpec *spec);
+
+/* Floats needed to hold op(B) (K,N) packed: K * N rounded up to whole
+ * column slivers of the micro-kernel. */
+size_t matmul_packed_b_floats(int K, int N);
+
+/* Packs op(B) (K,N) (B stored (N,K) when transpose_b, row stride ldb) into
+ * `packed`, in the order the products of matmul() read it.  The result is
+ * the same bit for bit as without packing: packing only moves floats. */
+void matmul_pack_b(const float *B, int ldb, bool transpose_b, int K, int N, float *packed);
 
 /* The plain triple loop, for tests and as documentation of what matmul()
  * computes.  Same arguments, no blocking, no threads, double accumulators. */

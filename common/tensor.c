@@ -586,7 +586,19 @@ static void add_bias_backward(TapeEntry *entry) {
  * whole weight matrix to multiply it by a single row. */
 enum { LINEAR_FEW_ROWS = 4 };
 
+const float *linear_pack_weight(Graph *g, const Tensor *weight) {
+    int In = weight->shape[1], Out = weight->shape[0];
+    float *packed = arena_alloc(&g->arena, matmul_packed_b_floats(In, Out) * sizeof(float));
+    matmul_pack_b(weight->data, In, true, In, Out, packed); /* op(B) = W^T (In, Out) */
+    return packed;
+}
+
 Tensor *op_linear(Graph *g, Tensor *x, Tensor *weight, Tensor *bias) {
+    return op_linear_packed(g, x, weight, NULL, bias);
+}
+
+Tensor *op_linear_packed(Graph *g, Tensor *x, Tensor *weight, const float *packed_weight,
+                         Tensor *bias) {
     int In = weight->shape[1], Out = weight->shape[0], rows = leading_rows(x);
     tensor_check_shapes(weight->ndim == 2 && x->shape[x->ndim - 1] == In, "linear", x, weight,
                         "the weight must be (Out, In), In the size of x's last dimension");
@@ -598,20 +610,17 @@ Tensor *op_linear(Graph *g, Tensor *x, Tensor *weight, Tensor *bias) {
     shape[x->ndim - 1] = Out;
     bool grad = graph_needs_grad(g, x, weight, bias);
     Tensor *out = op_output(g, OP_LINEAR, x->ndim, shape, grad); /* (..., Out) */
-    for (int r = 0; r < rows; r++) { /* every row of y starts as the bias (or 0) */
-        float *y = out->data + (size_t)r * Out;
-        if (bias) memcpy(y, bias->data, (size_t)Out * sizeof(float));
-        else memset(y, 0, (size_t)Out * sizeof(float));
-    }
     if (rows <= LINEAR_FEW_ROWS) {
         for (int r = 0; r < rows; r++)
             for (int o = 0; o < Out; o++)
-                out->data[(size_t)r * Out + o] +=
+                out->data[(size_t)r * Out + o] =
+                    (bias ? bias->data[o] : 0.0f) +
                     dot_fast(x->data + (size_t)r * In, weight->data + (size_t)o * In, In);
-    } else {
+    } else { /* every row of y starts as the bias, inside matmul's sums */
         MatmulSpec spec = {.batch = 1, .M = rows, .N = Out, .K = In, .A = x->data, .lda = In,
                            .B = weight->data, .ldb = In, .transpose_b = true, .C = out->data,
-                           .ldc = Out, .accumulate = true};
+                           .ldc = Out, .bias = bias ? bias->data : NULL,
+                           .packed_b = packed_weight};
         matmul(&spec);
     }
     if (grad) tape_record(g, OP_LINEAR, out, x, weight, bias);

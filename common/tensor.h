@@ -204,6 +204,15 @@ Tensor *op_add_bias(Graph *g, Tensor *x, Tensor *bias);
  * torch.nn.Linear, bias (Out) or NULL.  One op, one tape entry: the same
  * result as op_matmul(x, weight, TRANSPOSE_B) then op_add_bias, in one pass. */
 Tensor *op_linear(Graph *g, Tensor *x, Tensor *weight, Tensor *bias);
+/* A weight (Out, In) packed once (matmul_pack_b) for many op_linear_packed
+ * calls in one graph, such as a recurrent W_hh used at every time step.  The
+ * copy lives in the graph's arena: valid until graph_reset, and only while
+ * the weight does not change. */
+const float *linear_pack_weight(Graph *g, const Tensor *weight);
+/* op_linear reading the weight from its packed copy: the same result bit for
+ * bit, the same backward (which reads weight itself). */
+Tensor *op_linear_packed(Graph *g, Tensor *x, Tensor *weight, const float *packed_weight,
+                         Tensor *bias);
 Tensor *op_sum(Graph *g, Tensor *a);  /* -> (1) */
 Tensor *op_mean(Graph *g, Tensor *a); /* -> (1) */
 Tensor *op_tanh(Graph *g, Tensor *a);

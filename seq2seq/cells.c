@@ -77,11 +77,8 @@ float seq2seq_tanh(float x) { return tanh_approx(x); }
 /* The op's result: the caller's view when given (checked), else a new tensor. */
 static Tensor *step_output(Graph *g, Tensor *out, const Tensor *state, bool grad,
                            const char *name) {
-    if (out == NULL) {
-        out = tensor_new(g, state->ndim, state->shape, grad);
-        out->name = name;
-        return out;
-    }
+    if (out == NULL) /* not zeroed: the step writes every element */
+        return tensor_empty(g, state->ndim, state->shape, grad, name);
     tensor_check_shapes(out->numel == state->numel, name, out, state,
                         "the output view must have the state's size");
     if (grad && out->grad == NULL) fatal("%s: the output view has no gradient", name);

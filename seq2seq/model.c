@@ -134,8 +134,10 @@ static Tensor *state_hidden(Graph *g, Tensor *state) {
 /* gx (B, G*H) already holds W_ih x + b_ih; this adds the hidden-to-hidden
  * product and applies the cell.  out: NULL or a (P, B, H) view to fill. */
 static Tensor *recurrent_step(Graph *g, const Seq2seqModel *m, const Seq2seqRecurrentLayer *r,
-                              Tensor *gx, Tensor *state, const int *active, Tensor *out) {
-    Tensor *gh = linear_forward(g, &r->hidden_gates, state_hidden(g, state)); /* (1, B, G*H) */
+                              const float *packed_w_hh, Tensor *gx, Tensor *state,
+                              const int *active, Tensor *out) {
+    Tensor *gh = op_linear_packed(g, state_hidden(g, state), r->hidden_gates.weight, packed_w_hh,
+                                  r->hidden_gates.bias); /* (1, B, G*H) */
     return m->config.cell == SEQ2SEQ_LSTM ? seq2seq_lstm_step(g, gx, gh, state, active, out)
                                           : seq2seq_gru_step(g, gx, gh, state, active, out);
 }
@@ -169,10 +171,13 @@ Seq2seqEncoded seq2seq_encode(Graph *g, const Seq2seqModel *m, const int *source
         states = tensor_of(g, true, 4, S, P, B, H);
         states->name = "encoder_states";
         Tensor *state = tensor_of(g, false, 3, P, B, H); /* h_0 = 0 (and c_0 = 0) */
+        /* W_hh multiplies the state at every one of the S steps: packed for
+         * matmul once here, not S times (see linear_pack_weight). */
+        const float *packed_w_hh = linear_pack_weight(g, m->encoder[l].hidden_gates.weight);
         for (int t = 0; t < S; t++) {
             Tensor *out = tensor_reshape(g, tensor_rows(g, states, t, 1), 3, (int[]){P, B, H});
-            state = recurrent_step(g, m, &m->encoder[l], tensor_rows(g, gx_all, t * B, B), state,
-                                   active + t * B, out);
+            state = recurrent_step(g, m, &m->encoder[l], packed_w_hh,
+                                   tensor_rows(g, gx_all, t * B, B), state, active + t * B, out);
         }
         enc.final_state[l] = state; /* the state after each row's last real token */
         if (l + 1 < c->layers) /* the next layer reads this layer's h_1..h_S */
@@ -224,10 +229,11 @@ Seq2seqDecoderState seq2seq_decoder_start(const Seq2seqEncoded *enc, int layers)
 }
 
 /* input_gates (B, G*H): W_ih emb(y) + b_ih for layer 0 when the caller has
- * already computed it (teacher forcing, see seq2seq_forward), else NULL. */
+ * already computed it (teacher forcing, see seq2seq_forward), else NULL.
+ * packed_w_hh: each layer's W_hh packed once for all steps, or NULL. */
 static Tensor *decoder_step(Graph *g, const Seq2seqModel *m, const Seq2seqEncoded *enc,
                             Seq2seqDecoderState *st, const int *input_ids, Tensor *input_gates,
-                            float *attention) {
+                            const float *const *packed_w_hh, float *attention) {
     const Seq2seqConfig *c = &m->config;
     int B = enc->B, H = c->hidden, L = c->layers;
     Tensor *context = NULL; /* (B, H) */
@@ -243,7 +249,8 @@ static Tensor *decoder_step(Graph *g, const Seq2seqModel *m, const Seq2seqEncode
     for (int l = 0; l < L; l++) {
         Tensor *gx = l == 0 && input_gates ? input_gates
                                            : linear_forward(g, &m->decoder[l].input_gates, x);
-        st->state[l] = recurrent_step(g, m, &m->decoder[l], gx, st->state[l], NULL, NULL);
+        st->state[l] = recurrent_step(g, m, &m->decoder[l], packed_w_hh ? packed_w_hh[l] : NULL,
+                                      gx, st->state[l], NULL, NULL);
         x = tensor_reshape(g, state_hidden(g, st->state[l]), 2, (int[]){B, H}); /* s_t (B, H) */
     }
     if (c->attention == SEQ2SEQ_BAHDANAU) return op_concat(g, x, context); /* [s_t; c_t] (B, 2H) */
@@ -257,7 +264,7 @@ static Tensor *decoder_step(Graph *g, const Seq2seqModel *m, const Seq2seqEncode
 
 Tensor *seq2seq_decoder_step(Graph *g, const Seq2seqModel *m, const Seq2seqEncoded *enc,
                              Seq2seqDecoderState *st, const int *input_ids, float *attention) {
-    return decoder_step(g, m, enc, st, input_ids, NULL, attention);
+    return decoder_step(g, m, enc, st, input_ids, NULL, NULL, attention);
 }
 
 Tensor *seq2seq_logits(Graph *g, const Seq2seqModel *m, Tensor *features) {
@@ -294,13 +301,16 @@ Seq2seqOutput seq2seq_forward(Graph *g, const Seq2seqModel *m, const Seq2seqBatc
         input_gates_all = linear_forward(
             g, &m->decoder[0].input_gates,
             embedding_forward(g, &m->target_embedding, batch->decoder_inputs, T * B));
+    const float *packed_w_hh[SEQ2SEQ_MAX_LAYERS]; /* each used at all T steps: packed once */
+    for (int l = 0; l < c->layers; l++)
+        packed_w_hh[l] = linear_pack_weight(g, m->decoder[l].hidden_gates.weight);
     int *predicted = arena_alloc(&g->arena, (size_t)B * sizeof(int)); /* (B) */
     bool forced = true; /* step 0 reads <bos> */
     for (int t = 0; t < T; t++) {
         const int *inputs = forced ? batch->decoder_inputs + (size_t)t * B : predicted;
         Tensor *gates = forced && input_gates_all ? tensor_rows(g, input_gates_all, t * B, B) : NULL;
         float *attention = result.attention ? result.attention + (size_t)t * B * enc.S : NULL;
-        Tensor *f = decoder_step(g, m, &enc, &st, inputs, gates, attention); /* (B, F) */
+        Tensor *f = decoder_step(g, m, &enc, &st, inputs, gates, packed_w_hh, attention); /* (B, F) */
         seq2seq_copy_into(g, f, tensor_rows(g, features, t, 1));
         if (t + 1 == T) break;
         forced = teacher_forcing >= 1.0f || (teacher_forcing > 0.0f && rng_uniform(rng) < teacher_forcing);

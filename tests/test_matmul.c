@@ -329,6 +329,98 @@ START_TEST(test_matmul_row_by_row_equals_whole) {
 }
 END_TEST
 
+/* A B packed once by matmul_pack_b gives the same bits as B packed inside
+ * each call: for several K blocks, ragged N, both layouts of B, a batch
+ * sharing B, and 1 or 2 threads (2 threads cut C by rows or by columns, so
+ * a thread starts in the middle of the packed B). */
+START_TEST(test_matmul_packed_b_gives_the_same_bits) {
+    const Layout layouts[] = {
+        {.batch = 1, .M = 64, .K = 128, .N = 512, .transpose_b = true},
+        {.batch = 1, .M = 64, .K = 500, .N = 77, .transpose_b = true, .pad_b = 3},
+        {.batch = 1, .M = 300, .K = 129, .N = 257, .accumulate = true},
+        {.batch = 1, .M = 20, .K = 700, .N = 1000, .transpose_b = true},
+        {.batch = 1, .M = 3, .K = 17, .N = 33},
+        {.batch = 4, .M = 33, .K = 65, .N = 127, .shared_b = true, .transpose_b = true},
+    };
+    int saved_threads = threads_get();
+    for (size_t l = 0; l < sizeof layouts / sizeof layouts[0]; l++) {
+        const Layout *layout = &layouts[l];
+        Problem problem = problem_build(layout, 90 + l);
+        float *packed = malloc(matmul_packed_b_floats(layout->K, layout->N) * sizeof(float));
+        ck_assert_ptr_nonnull(packed);
+        matmul_pack_b(problem.b, problem.spec.ldb, layout->transpose_b, layout->K, layout->N,
+                      packed);
+        for (int threads = 1; threads <= 2; threads++) {
+            threads_set(threads);
+            float *plain = problem_run(&problem, matmul);
+            Problem with_packed = problem;
+            with_packed.spec.packed_b = packed;
+            float *prepacked = problem_run(&with_packed, matmul);
+            ck_assert_msg(memcmp(plain, prepacked, (size_t)problem.c_count * sizeof(float)) == 0,
+                          "layout %zu (M=%d K=%d N=%d tb=%d), %d threads: packed B differs",
+                          l, layout->M, layout->K, layout->N, layout->transpose_b, threads);
+            free(plain);
+            free(prepacked);
+        }
+        free(packed);
+        problem_free(&problem);
+    }
+    threads_set(saved_threads);
+}
+END_TEST
+
+/* C = bias + op(A) op(B) is the same chain of sums as C = bias followed by
+ * an accumulating product, so the same bits, edge tiles and K = 0 included;
+ * and it matches the reference. */
+START_TEST(test_matmul_bias_starts_every_row) {
+    const Layout layouts[] = {
+        {.batch = 1, .M = 77, .K = 250, .N = 300, .transpose_b = true},
+        {.batch = 1, .M = 5, .K = 3, .N = 40},
+        {.batch = 1, .M = 1024, .K = 128, .N = 128},
+        {.batch = 1, .M = 9, .K = 0, .N = 33},
+    };
+    int saved_threads = threads_get();
+    for (size_t l = 0; l < sizeof layouts / sizeof layouts[0]; l++) {
+        const Layout *layout = &layouts[l];
+        Problem problem = problem_build(layout, 100 + l);
+        Rng rng;
+        rng_seed(&rng, 110 + l, 0);
+        float *bias = random_floats(&rng, layout->N);
+        for (int threads = 1; threads <= 2; threads++) {
+            threads_set(threads);
+            /* C = bias in every row, then C += op(A) op(B) */
+            Problem two_steps = problem;
+            two_steps.c_initial = copy_floats(problem.c_initial, problem.c_count + 1);
+            for (int i = 0; i < layout->M; i++)
+                memcpy(two_steps.c_initial + (long)i * problem.spec.ldc, bias,
+                       (size_t)layout->N * sizeof(float));
+            two_steps.spec.accumulate = true;
+            float *expected = problem_run(&two_steps, matmul);
+            Problem fused = problem;
+            fused.spec.bias = bias;
+            float *result = problem_run(&fused, matmul);
+            float *reference = problem_run(&fused, matmul_reference);
+            for (long index = 0; index < problem.c_count; index++) {
+                ck_assert_msg(result[index] == expected[index],
+                              "layout %zu, %d threads: C[%ld] = %.9g, bias then accumulate gives %.9g",
+                              l, threads, index, result[index], expected[index]);
+                float tolerance = (float)(layout->K + 2) * FLT_EPSILON * (1.0f + (float)layout->K);
+                ck_assert_msg(fabsf(result[index] - reference[index]) <= tolerance,
+                              "layout %zu: C[%ld] = %.9g, reference %.9g", l, index,
+                              result[index], reference[index]);
+            }
+            free(expected);
+            free(result);
+            free(reference);
+            free(two_steps.c_initial);
+        }
+        free(bias);
+        problem_free(&problem);
+    }
+    threads_set(saved_threads);
+}
+END_TEST
+
 START_TEST(test_threads_set_then_get) {
     int saved = threads_get();
     ck_assert_int_ge(saved, 1);
@@ -357,6 +449,8 @@ Suite *matmul_suite(void) {
     tcase_add_test(tc, test_matmul_empty_output_writes_nothing);
     tcase_add_test(tc, test_matmul_same_bits_for_any_thread_count);
     tcase_add_test(tc, test_matmul_row_by_row_equals_whole);
+    tcase_add_test(tc, test_matmul_packed_b_gives_the_same_bits);
+    tcase_add_test(tc, test_matmul_bias_starts_every_row);
     tcase_add_test(tc, test_threads_set_then_get);
     suite_add_tcase(suite, tc);
     return suite;

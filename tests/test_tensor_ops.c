@@ -720,9 +720,16 @@ static Tensor *forward_linear(Graph *g, Tensor *const *in, void *context) {
     return op_linear(g, in[0], in[1], args->count ? in[2] : NULL); /* count: has a bias */
 }
 
+static Tensor *forward_linear_packed(Graph *g, Tensor *const *in, void *context) {
+    const OpArgs *args = context;
+    return op_linear_packed(g, in[0], in[1], linear_pack_weight(g, in[1]),
+                            args->count ? in[2] : NULL);
+}
+
 /* op_linear on 2-D and 3-D x, with and without bias, on few rows (<= 4:
  * the dot-product path) and more (the matmul path).  Its values must also
- * equal op_matmul(x, W, TRANSPOSE_B) + op_add_bias, which it replaces. */
+ * equal op_matmul(x, W, TRANSPOSE_B) + op_add_bias, which it replaces, and
+ * op_linear_packed (the weight packed in advance) must give the same bits. */
 START_TEST(test_gradient_linear) {
     enum { IN = 5, OUT = 3, CASES = 4 };
     static const int NDIM[CASES] = {2, 2, 3, 3};
@@ -744,9 +751,16 @@ START_TEST(test_gradient_linear) {
                 ck_assert_msg(fabsf(fused->data[i] - plain->data[i]) <= 1e-5f,
                               "linear case %d bias %d [%d]: %g vs matmul + add_bias %g", s,
                               with_bias, i, fused->data[i], plain->data[i]);
+            Tensor *prepacked = forward_linear_packed(&g, inputs, &(OpArgs){.count = with_bias});
+            ck_assert_msg(memcmp(prepacked->data, fused->data, sizeof(float) * fused->numel) == 0,
+                          "linear case %d bias %d: op_linear_packed differs from op_linear", s,
+                          with_bias);
             graph_free(&g);
             char label[64];
             snprintf(label, sizeof label, "linear case %d %s", s, with_bias ? "bias" : "no bias");
+            ck_assert_int_eq(gradcheck_tensor(label, forward_linear_packed,
+                                              &(OpArgs){.count = with_bias}, inputs, 3,
+                                              GRADCHECK_DEFAULT), 0);
             check_gradients(label, forward_linear, &(OpArgs){.count = with_bias}, inputs, 3);
         }
 }
