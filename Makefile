@@ -77,6 +77,10 @@ SUITE_LIST  = $(BUILD)/tests/suites.inc
 # The included *.mk files define rules before `all`; plain `make` must still build.
 .DEFAULT_GOAL := all
 DEMOS   =
+# A command put before every demo program run, empty by default; for example
+# `make demo RUN="valgrind -q"`, or the peak-memory measurement of
+# tests/memory/memory.mk.
+RUN     =
 BENCHES =
 PARITY  =
 # PyTorch comparisons run with Debian's python3, or report that they were
@@ -133,7 +137,8 @@ $(SUITE_LIST): $(TEST_SRC)
 	@mkdir -p $(dir $@)
 	@grep -ho '^Suite \*[a-z0-9_]*_suite(void)' $(TEST_SRC) | sed 's/^Suite \*\(.*\)(void)/SUITE(\1)/' | sort > $@.tmp
 	@mv $@.tmp $@
-$(BUILD)/tests/run_tests.o: $(SUITE_LIST)
+# Every test file includes test_suites.h, which reads the generated list.
+$(TEST_OBJ): $(SUITE_LIST)
 $(TEST_RUNNER): $(TEST_OBJ) $(MODEL_LIB_OBJ) $(LIBRARY)
 	$(CC) $(ALL_CFLAGS) $^ -o $@ $(shell pkg-config --libs check) $(LDLIBS)
 
@@ -145,7 +150,7 @@ deps-test:
 
 demo: deps-demo
 	@$(MAKE) --no-print-directory all
-	./$(BIN)/spiral train --out runs/spiral
+	$(RUN) ./$(BIN)/spiral train --out runs/spiral
 	@$(MAKE) --no-print-directory $(DEMOS)
 
 # Check forks each test (CK_FORK), so a crash fails one test, not the run.
@@ -176,6 +181,7 @@ compile_commands.json:
 	$(MAKE) clean && bear -- $(MAKE) all
 
 clean:
-	rm -rf build build-debug build-asan bin
+	rm -rf build build-debug build-asan build-valgrind bin
 
--include $(shell find build build-debug build-asan -name '*.d' 2>/dev/null)
+# (build/assignment holds generated coursework trees, each with its own build.)
+-include $(shell find build build-debug build-asan -path build/assignment -prune -o -name '*.d' -print 2>/dev/null)

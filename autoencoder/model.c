@@ -178,12 +178,22 @@ Tensor *autoencoder_op_reparameterize(Graph *g, Tensor *mu, Tensor *logvar, cons
     bool grad = graph_needs_grad(g, mu, logvar, NULL);
     Tensor *z = tensor_new(g, mu->ndim, mu->shape, grad); /* (B, Z) */
     z->name = "reparameterize";
+    /* EXERCISE vae_reparameterize: z (zeros now) from mu, logvar and the noise eps, elementwise
+     * STUB: (void)eps;
+     * STUB: exercise_missing("vae_reparameterize"); */
     for (int i = 0; i < z->numel; i++) z->data[i] = mu->data[i] + expf(0.5f * logvar->data[i]) * eps[i];
+    /* END EXERCISE */
     if (grad) graph_record_custom(g, "reparameterize", reparameterize_backward, z, mu, logvar, NULL);
     graph_check_finite(g, "reparameterize", z);
     return z;
 }
 
+/* EXERCISE vae_reparameterize: mu->grad and logvar->grad (either may be NULL) += dz/dmu and
+ * dz/dlogvar times z->grad; eps is not kept, but z and mu are.
+ * STUB: static void reparameterize_backward(TapeEntry *entry) {
+ * STUB:     (void)entry;
+ * STUB:     exercise_missing("vae_reparameterize");
+ * STUB: } */
 /* dz/dmu = 1;  dz/dlogvar = eps * exp(logvar / 2) / 2 = (z - mu) / 2.
  * The second form needs only the output and mu, both kept by the tape, so
  * eps itself need not be saved. */
@@ -194,6 +204,7 @@ static void reparameterize_backward(TapeEntry *entry) {
         if (logvar->grad) logvar->grad[i] += z->grad[i] * 0.5f * (z->data[i] - mu->data[i]);
     }
 }
+/* END EXERCISE */
 
 /* ---- KL(N(mu, sigma^2) || N(0, 1)), summed over Z, averaged over B ------------ */
 
@@ -208,17 +219,28 @@ Tensor *autoencoder_op_kl(Graph *g, Tensor *mu, Tensor *logvar) {
     Tensor *out = tensor_of(g, grad, 1, 1); /* (1) */
     out->name = "kl";
     int batch = mu->shape[0];
+    /* EXERCISE vae_kl: out->data[0] (zero now) = the KL above, summed over every element of
+     * mu (B, Z) and divided by the batch size B; sum in double, as the sum is long
+     * STUB: (void)batch;
+     * STUB: exercise_missing("vae_kl"); */
     double total = 0.0;
     for (int i = 0; i < mu->numel; i++) {
         float m = mu->data[i], lv = logvar->data[i];
         total += -0.5 * (1.0 + lv - (double)m * m - exp((double)lv));
     }
     out->data[0] = (float)(total / batch);
+    /* END EXERCISE */
     if (grad) graph_record_custom(g, "kl", kl_backward, out, mu, logvar, NULL);
     graph_check_finite(g, "kl", out);
     return out;
 }
 
+/* EXERCISE vae_kl: mu->grad and logvar->grad (either may be NULL) += dKL/dmu and dKL/dlogvar
+ * times the gradient of the KL, entry->out->grad[0]
+ * STUB: static void kl_backward(TapeEntry *entry) {
+ * STUB:     (void)entry;
+ * STUB:     exercise_missing("vae_kl");
+ * STUB: } */
 /* dKL/dmu = mu / B;  dKL/dlogvar = (exp(logvar) - 1) / (2 B). */
 static void kl_backward(TapeEntry *entry) {
     Tensor *mu = entry->inputs[0], *logvar = entry->inputs[1];
@@ -228,6 +250,7 @@ static void kl_backward(TapeEntry *entry) {
         if (logvar->grad) logvar->grad[i] += scale * 0.5f * (expf(logvar->data[i]) - 1.0f);
     }
 }
+/* END EXERCISE */
 
 /* ---- L1 norm of the code, averaged over B ---------------------------------------- */
 

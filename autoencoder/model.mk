@@ -11,19 +11,19 @@ AE_RUNS = runs/autoencoder
 DEMOS += demo-autoencoder
 demo-autoencoder: $(BIN)/autoencoder
 	@echo "== autoencoder: ae, 784-256-32 on glyphs ($(AE_RUNS)-ae: reconstructions.png, latent.png, loss.png)"
-	./$(BIN)/autoencoder train --model ae --steps 1000 --no-pca --out $(AE_RUNS)-ae $(AE_DEMO_FLAGS)
+	$(RUN) ./$(BIN)/autoencoder train --model ae --steps 1000 --no-pca --out $(AE_RUNS)-ae $(AE_DEMO_FLAGS)
 	@echo "== autoencoder: vae with a 2-D code, on the digits ($(AE_RUNS)-vae: latent.png, manifold.png, samples.png)"
-	./$(BIN)/autoencoder train --model vae --layers 784,256,2 --holdout shapes --steps 3000 --lr 2e-3 \
+	$(RUN) ./$(BIN)/autoencoder train --model vae --layers 784,256,2 --holdout shapes --steps 3000 --lr 2e-3 \
 	    --beta-warmup 500 --no-pca --out $(AE_RUNS)-vae $(AE_DEMO_FLAGS)
 	@echo "== autoencoder: denoising, Gaussian noise of std 0.5 ($(AE_RUNS)-dae)"
-	./$(BIN)/autoencoder train --model dae --noise-level 0.5 --steps 1000 --no-pca --out $(AE_RUNS)-dae $(AE_DEMO_FLAGS)
-	./$(BIN)/autoencoder denoise --index 7 --out $(AE_RUNS)-dae
-	./$(BIN)/autoencoder denoise --index 7 --out $(AE_RUNS)-ae --noise-level 0.5
+	$(RUN) ./$(BIN)/autoencoder train --model dae --noise-level 0.5 --steps 1000 --no-pca --out $(AE_RUNS)-dae $(AE_DEMO_FLAGS)
+	$(RUN) ./$(BIN)/autoencoder denoise --index 7 --out $(AE_RUNS)-dae
+	$(RUN) ./$(BIN)/autoencoder denoise --index 7 --out $(AE_RUNS)-ae --noise-level 0.5
 	@echo "== autoencoder: anomaly detection, the digits 4 and 7 held out ($(AE_RUNS)-anomaly: roc.png)"
-	./$(BIN)/autoencoder train --model ae --holdout 4,7 --steps 1000 --no-pca --out $(AE_RUNS)-anomaly $(AE_DEMO_FLAGS)
-	./$(BIN)/autoencoder anomaly --out $(AE_RUNS)-anomaly --plot-term $(or $(PLOT_TERM),png)
+	$(RUN) ./$(BIN)/autoencoder train --model ae --holdout 4,7 --steps 1000 --no-pca --out $(AE_RUNS)-anomaly $(AE_DEMO_FLAGS)
+	$(RUN) ./$(BIN)/autoencoder anomaly --out $(AE_RUNS)-anomaly --plot-term $(or $(PLOT_TERM),png)
 	@echo "== autoencoder: a linear autoencoder (784-32, squared error) against PCA with 32 components"
-	./$(BIN)/autoencoder train --model ae --layers 784,32 --activation linear --output mse --steps 1500 --lr 3e-3 \
+	$(RUN) ./$(BIN)/autoencoder train --model ae --layers 784,32 --activation linear --output mse --steps 1500 --lr 3e-3 \
 	    --out $(AE_RUNS)-linear $(AE_DEMO_FLAGS)
 
 # tinyzoo against PyTorch on the same models (the script runs both).

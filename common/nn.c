@@ -209,6 +209,11 @@ void gru_cell_init(GRUCell *cell, Rng *rng) {
 }
 
 Tensor *gru_cell_forward(Graph *g, const GRUCell *cell, Tensor *x, Tensor *h) {
+    /* EXERCISE gru_cell: the same GRU step as seq2seq/cells.c's, built from autograd ops (linear,
+     * slices, sigmoid, tanh, add, mul), one line per equation; x (B, In), h (B, Hd) -> h' (B, Hd)
+     * STUB: (void)cell, (void)x;
+     * STUB: exercise_missing("gru_cell");
+     * STUB: return tensor_new(g, h->ndim, h->shape, false); */
     int Hd = cell->hidden;
     Tensor *gates_x = linear_forward(g, &cell->input_gates, x);  /* (B, 3Hd) */
     Tensor *gates_h = linear_forward(g, &cell->hidden_gates, h); /* (B, 3Hd) */
@@ -222,6 +227,7 @@ Tensor *gru_cell_forward(Graph *g, const GRUCell *cell, Tensor *x, Tensor *h) {
                                   op_mul(g, r, op_slice_columns(g, gates_h, 2 * Hd, Hd))));
     /* h' = (1 - z) * n + z * h = n + z * (h - n) */
     return op_add(g, n, op_mul(g, z, op_sub(g, h, n))); /* (B, Hd) */
+    /* END EXERCISE */
 }
 
 /* ---- LSTM cell (torch.nn.LSTMCell names and gate order i, f, g, o) ---------- */
@@ -303,6 +309,10 @@ static void sgd_update(Optimizer *opt, float *w, const float *grad, float *veloc
  * so the compiler vectorizes them: this runs over every parameter every step. */
 static void adam_update(Optimizer *opt, float *restrict w, const float *restrict grad,
                         float *restrict m, float *restrict v, size_t n, float decay, float lr) {
+    /* EXERCISE adam_update: one Adam or AdamW step (opt->kind) on n weights, as in the comment
+     * above; opt->step is already t (1 at the first update), m and v persist between steps.
+     * STUB: (void)opt, (void)w, (void)grad, (void)m, (void)v, (void)n, (void)decay, (void)lr;
+     * STUB: exercise_missing("adam_update"); */
     float step_size = lr / (1.0f - powf(opt->beta1, (float)opt->step));
     float sqrt_correction2 = sqrtf(1.0f - powf(opt->beta2, (float)opt->step));
     float beta1 = opt->beta1, beta2 = opt->beta2, epsilon = opt->epsilon;
@@ -322,6 +332,7 @@ static void adam_update(Optimizer *opt, float *restrict w, const float *restrict
             w[i] -= step_size * m[i] / (sqrtf(v[i]) / sqrt_correction2 + epsilon);
         }
     }
+    /* END EXERCISE */
 }
 
 void optimizer_step(Optimizer *opt, ParamSet *ps, float lr) {

@@ -432,6 +432,13 @@ Tensor *op_matmul(Graph *g, Tensor *a, Tensor *b, Transpose transpose_b) {
     return out;
 }
 
+/* EXERCISE matmul_backward: a->grad += dC op(B)^T and b->grad += the matching product, for
+ * batched a (..., M, K), b shared (2-D) or batched, b stored (K, N) or, with TRANSPOSE_B, (N, K).
+ * matmul() (common/matmul.h) multiplies and accumulates; out->grad is dC.
+ * STUB: static void matmul_backward(TapeEntry *entry) {
+ * STUB:     (void)entry;
+ * STUB:     exercise_missing("matmul_backward");
+ * STUB: } */
 /* dA = dC @ op(B)^T          (M,N) @ (N,K)
  * dB = A^T @ dC              (K,M) @ (M,N)   when B is (K,N)
  * dB = dC^T @ A              (N,M) @ (M,K)   when B is stored (N,K)
@@ -472,6 +479,7 @@ static void matmul_backward(TapeEntry *entry) {
         matmul(&spec);
     }
 }
+/* END EXERCISE */
 
 /* ---- add, sub, mul, scale ------------------------------------------------ */
 
@@ -730,14 +738,18 @@ static void gelu_backward_kernel(const float *restrict x, const float *restrict 
     }
 }
 
-/* tanh:    dy/dx = 1 - y^2
- * sigmoid: dy/dx = y (1 - y)
+/* sigmoid: dy/dx = y (1 - y)
  * relu:    dy/dx = 1 if x > 0 else 0
- * gelu:    above */
+ * gelu:    above
+ * tanh:    in its case, written with y = tanh(x) as sigmoid's is */
 static void activation_backward_kernel(OpKind op, const float *restrict x, const float *restrict y,
                                        const float *restrict dy, float *restrict dx, int n) {
     switch (op) {
+    /* EXERCISE tanh_backward: dx += dy * dtanh(x)/dx, the derivative written with y = tanh(x)
+     * STUB: case OP_TANH: exercise_missing("tanh_backward"); break; */
+    /* tanh: dy/dx = 1 - y^2 */
     case OP_TANH: for (int i = 0; i < n; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]); break;
+    /* END EXERCISE */
     case OP_SIGMOID: for (int i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]); break;
     case OP_RELU: for (int i = 0; i < n; i++) dx[i] += x[i] > 0 ? dy[i] : 0; break;
     default: gelu_backward_kernel(x, dy, dx, n); break; /* OP_GELU */
@@ -802,6 +814,12 @@ Tensor *op_softmax(Graph *g, Tensor *x, const Tensor *mask) {
     return out;
 }
 
+/* EXERCISE softmax_backward: x->grad += d(loss)/dx for y = softmax(x) over the last dimension,
+ * row by row, from out->data (y) and out->grad (dy); masked positions (y = 0) get nothing.
+ * STUB: static void softmax_backward(TapeEntry *entry) {
+ * STUB:     (void)entry;
+ * STUB:     exercise_missing("softmax_backward");
+ * STUB: } */
 /* y_i = exp(x_i) / sum_j exp(x_j):  dy_i/dx_k = y_i (delta_ik - y_k), so
  * dx_k += y_k (dy_k - sum_i dy_i y_i).  Masked positions have y = 0, so
  * they receive no gradient.  One row per iteration, rows shared out. */
@@ -816,6 +834,7 @@ static void softmax_backward(TapeEntry *entry) {
         for (int c = 0; c < C; c++) dx[c] += y[c] * (dy[c] - dot);
     }
 }
+/* END EXERCISE */
 
 /* ---- cross-entropy: fused log-softmax + negative log-likelihood -------------- */
 
@@ -981,6 +1000,13 @@ Tensor *op_layernorm(Graph *g, Tensor *x, Tensor *gamma, Tensor *beta, float eps
     return out;
 }
 
+/* EXERCISE layernorm_backward: x->grad, gamma->grad and beta->grad for y = gamma xhat + beta,
+ * xhat = (x - mean) rstd per row of the last dimension; entry->saved holds each row's (mean, rstd).
+ * gamma->grad or beta->grad is NULL for a frozen parameter: skip it then.
+ * STUB: static void layernorm_backward(TapeEntry *entry) {
+ * STUB:     (void)entry;
+ * STUB:     exercise_missing("layernorm_backward");
+ * STUB: } */
 /* One row of dx += rstd (dxhat - mean_c(dxhat) - xhat mean_c(dxhat xhat)),
  * dxhat = dy gamma, with both means summed in LANES partial sums. */
 static void layernorm_row_backward(const float *restrict x, const float *restrict dy,
@@ -1055,6 +1081,7 @@ static void layernorm_backward(TapeEntry *entry) {
                                  beta->grad ? beta->grad + first : NULL);
     }
 }
+/* END EXERCISE */
 
 /* ---- gather_rows (embedding lookup) ------------------------------------------- */
 

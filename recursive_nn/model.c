@@ -145,6 +145,15 @@ TreeBatch *recursive_batch_build(Graph *g, const Tree *const *trees, int count) 
  *               the widest level n                                         */
 enum { SAVED_KIND, SAVED_LEVELS, SAVED_NODES, SAVED_LEAVES };
 
+/* EXERCISE tree_compose: compose_level below: rows [s, e) of H (N, d) from their children's rows
+ * b->left[r] and b->right[r]: fill x1 (n, 2d+1) with [h_left; h_right; 1] for each row (backward
+ * reads it), then h = tanh([W | b] x1) with W = model->compose (d, 2d+1), plus for the RNTN
+ * (model->tensor (d, 2d, 2d) not NULL) the term x^T V[k] x, with VX = x V^T kept in vx.
+ * STUB: static void compose_level(const RecursiveModel *model, const TreeBatch *b, float *H, float *x1,
+ * STUB:                           float *vx, int s, int e) {
+ * STUB:     (void)model, (void)b, (void)H, (void)x1, (void)vx, (void)s, (void)e;
+ * STUB:     exercise_missing("tree_compose");
+ * STUB: } */
 /* x^T V x for one level, given VX = x V^T computed by a matmul:
  *   z[r,k] += sum_i x[r,i] VX[r,k,i]                                           */
 static void add_tensor_term(float *z, const float *x1, const float *vx, int n, int d) {
@@ -182,6 +191,7 @@ static void compose_level(const RecursiveModel *model, const TreeBatch *b, float
     }
     for (int i = 0; i < n * d; i++) z[i] = tanhf(z[i]);
 }
+/* END EXERCISE */
 
 /* Bag of words: each row is the word-weighted mean of its children. */
 static void average_level(const TreeBatch *b, float *H, int d, int s, int e) {
@@ -245,9 +255,31 @@ Tensor *recursive_compose(Graph *g, const RecursiveModel *model, const TreeBatch
     return H;
 }
 
-/* ---- The composition op: backward (backpropagation through structure) --------
- *
- * The levels are visited top down, so when a level is reached, the gradient
+/* ---- The composition op: backward (backpropagation through structure) -------- */
+
+/* The backward's scratch, allocated by the forward (tree_compose_backward
+ * hands it out). */
+typedef struct {
+    float *dz; /* (N-L, d)     every internal row            */
+    float *dy; /* (N-L, d*2d)  every internal row (RNTN)     */
+    float *dx; /* (n, 2d)      one level                     */
+} BackwardScratch;
+
+/* EXERCISE tree_compose_backward: compose_level_backward (one level: dH of the rows [s, e) into
+ * dH of their children, through tanh, W and, for the RNTN, V) and compose_weights_backward
+ * (W->grad and V->grad, either may be NULL, once every level is done), with the scratch above.
+ * entry->saved starts with X1 (N-L, 2d+1) and, for the RNTN, VX (N-L, d*2d), as the forward left them.
+ * STUB: static void compose_level_backward(const TapeEntry *entry, const BackwardScratch *work,
+ * STUB:                                    const int *left, const int *right, int s, int e) {
+ * STUB:     (void)entry, (void)work, (void)left, (void)right, (void)s, (void)e;
+ * STUB:     exercise_missing("tree_compose_backward");
+ * STUB: }
+ * STUB:
+ * STUB: static void compose_weights_backward(const TapeEntry *entry, const BackwardScratch *work) {
+ * STUB:     (void)entry, (void)work;
+ * STUB:     exercise_missing("tree_compose_backward");
+ * STUB: } */
+/* The levels are visited top down, so when a level is reached, the gradient
  * dH of each of its rows is complete: it came from the classifier at that
  * node and from the node's parent, which sits on a higher level.
  * For z = [W|b] x1 + (x^T V x) and h = tanh(z), at each level:
@@ -263,12 +295,6 @@ Tensor *recursive_compose(Graph *g, const RecursiveModel *model, const TreeBatch
  *   dV      += dY^T X,  i.e. dV[k] += sum_rows dz_k x x^T
  *                                                (d*2d, N-L) @ (N-L, 2d)
  * Bag of words: dH[left] += dh s_l/s, dH[right] += dh s_r/s.                  */
-
-typedef struct {
-    float *dz; /* (N-L, d)     every internal row            */
-    float *dy; /* (N-L, d*2d)  every internal row (RNTN)     */
-    float *dx; /* (n, 2d)      one level                     */
-} BackwardScratch;
 
 static void compose_level_backward(const TapeEntry *entry, const BackwardScratch *work,
                                    const int *left, const int *right, int s, int e) {
@@ -327,6 +353,7 @@ static void compose_weights_backward(const TapeEntry *entry, const BackwardScrat
                              .lda = d * 2 * d, .transpose_a = true, .B = x1, .ldb = w,
                              .C = V->grad, .ldc = 2 * d, .accumulate = true});
 }
+/* END EXERCISE */
 
 static void average_level_backward(Tensor *H, const int *left, const int *right, const int *span,
                                    int s, int e) {

@@ -5,13 +5,13 @@
 # few probe trees drawn with their predicted labels (runs/recursive_nn-*/tree_*.png).
 DEMOS += demo-recursive_nn
 demo-recursive_nn: $(BIN)/recursive_nn
-	./$(BIN)/recursive_nn train --model rnn --out runs/recursive_nn-sentiment-rnn
-	./$(BIN)/recursive_nn train --model bow --out runs/recursive_nn-sentiment-bow
+	$(RUN) ./$(BIN)/recursive_nn train --model rnn --out runs/recursive_nn-sentiment-rnn
+	$(RUN) ./$(BIN)/recursive_nn train --model bow --out runs/recursive_nn-sentiment-bow
 	@printf '\nnegation probe ("X" / "not X" pairs), polarity of the root:\n'
-	@for m in rnn bow; do ./$(BIN)/recursive_nn eval --checkpoint runs/recursive_nn-sentiment-$$m/model.safetensors \
+	@for m in rnn bow; do $(RUN) ./$(BIN)/recursive_nn eval --checkpoint runs/recursive_nn-sentiment-$$m/model.safetensors \
 	    | sed -n "s/^probe_accuracy=\(.*\) probe_binary=\(.*\)/  $$m: fine-grained \1, positive-vs-negative \2/p"; done
 	@printf 'predicted trees: runs/recursive_nn-sentiment-{rnn,bow}/tree_*.png\n'
-	printf 'the movie is not very good\nthe plot is not bad\n' | ./$(BIN)/recursive_nn predict \
+	printf 'the movie is not very good\nthe plot is not bad\n' | $(RUN) ./$(BIN)/recursive_nn predict \
 	    --checkpoint runs/recursive_nn-sentiment-rnn/model.safetensors
 
 # tinyzoo against PyTorch on the same random trees (the script runs both).

@@ -118,6 +118,13 @@ static void gru_step_backward(TapeEntry *entry);
  * honours on parameters) tells the vectorizer that nothing overlaps. */
 static void gru_row_forward(int H, const float *restrict x_gates, const float *restrict h_gates,
                             const float *restrict h, float *restrict h_new, float *restrict saved) {
+    /* EXERCISE gru_cell: the GRU equations (above seq2seq_gru_step, just below) for each of the H
+     * units j: h_new[j] = h', and saved = (r, z, n) at j, H + j, 2H + j (backward needs them).
+     * x_gates and h_gates hold gx and gh: (r, z, n) parts of H values each.
+     * STUB: (void)x_gates, (void)h_gates, (void)h;
+     * STUB: exercise_missing("gru_cell");
+     * STUB: for (int j = 0; j < 3 * H; j++) saved[j] = 0.0f;
+     * STUB: for (int j = 0; j < H; j++) h_new[j] = 0.0f; */
     for (int j = 0; j < H; j++) {
         float r = sigmoid(x_gates[j] + h_gates[j]);
         float z = sigmoid(x_gates[H + j] + h_gates[H + j]);
@@ -125,6 +132,7 @@ static void gru_row_forward(int H, const float *restrict x_gates, const float *r
         h_new[j] = n + z * (h[j] - n);
         saved[j] = r, saved[H + j] = z, saved[2 * H + j] = n;
     }
+    /* END EXERCISE */
 }
 
 /* torch.nn.GRU, gate order (r, z, n), with gx = W_ih x + b_ih, gh = W_hh h + b_hh:

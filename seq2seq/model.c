@@ -397,6 +397,15 @@ typedef struct {
     int parent, token;
 } Candidate;
 
+/* EXERCISE beam_search: top_candidates below: among every extension (parent k, token v) of the
+ * live hypotheses (scores[k] > -inf), score = scores[k] + log softmax(logits row k)[v]; keep the
+ * `width` best in best[0..*count), best first.  Ties: the larger logit wins, then the earlier k, v.
+ * STUB: static void top_candidates(const float *logits, const double *scores, int K, int V, int width,
+ * STUB:                            Candidate *best, int *count) {
+ * STUB:     (void)logits, (void)scores, (void)K, (void)V, (void)width, (void)best;
+ * STUB:     exercise_missing("beam_search");
+ * STUB:     *count = 0;
+ * STUB: } */
 static bool candidate_better(const Candidate *a, const Candidate *b) {
     return a->score > b->score || (a->score == b->score && a->logit > b->logit);
 }
@@ -422,6 +431,7 @@ static void top_candidates(const float *logits, const double *scores, int K, int
         }
     }
 }
+/* END EXERCISE */
 
 /* The hypotheses of the beam, K rows. */
 typedef struct {

@@ -83,6 +83,13 @@ static bool close_enough(double analytic, double numeric, GradcheckTolerance tol
 
 int gradcheck_tensor(const char *label, GradcheckForward forward, void *context,
                      Tensor *const *inputs, int input_count, GradcheckTolerance tolerance) {
+    return gradcheck_tensor_first(label, forward, context, inputs, input_count, tolerance, NULL);
+}
+
+int gradcheck_tensor_first(const char *label, GradcheckForward forward, void *context,
+                           Tensor *const *inputs, int input_count, GradcheckTolerance tolerance,
+                           GradcheckMismatch *first) {
+    if (first) *first = (GradcheckMismatch){.input = -1};
     Graph g;
     graph_init(&g, GRADCHECK_ARENA_BYTES, GRADCHECK_TAPE);
     float **analytic = xcalloc((size_t)input_count, sizeof(float *));
@@ -105,6 +112,9 @@ int gradcheck_tensor(const char *label, GradcheckForward forward, void *context,
             double numeric = (loss_up - loss_down) / ((double)up - (double)down);
             largest_numeric = fmax(largest_numeric, fabs(numeric));
             if (close_enough(analytic[i][j], numeric, tolerance)) continue;
+            if (first && first->input < 0)
+                *first = (GradcheckMismatch){.input = i, .index = j, .analytic = analytic[i][j],
+                                             .numeric = numeric};
             if (mismatches++ < GRADCHECK_MAX_REPORTS)
                 fprintf(stderr,
                         "gradcheck %s: input %d (%s) element %d: analytic %.6g, numeric %.6g\n",
@@ -115,6 +125,7 @@ int gradcheck_tensor(const char *label, GradcheckForward forward, void *context,
     if (largest_numeric == 0.0) {
         fprintf(stderr, "gradcheck %s: every numeric derivative is zero; the check is vacuous\n",
                 label);
+        if (first) first->vacuous = true;
         mismatches++;
     }
     for (int i = 0; i < input_count; i++) free(analytic[i]);

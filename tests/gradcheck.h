@@ -46,6 +46,21 @@ extern const GradcheckTolerance GRADCHECK_DEFAULT;
 int gradcheck_tensor(const char *label, GradcheckForward forward, void *context,
                      Tensor *const *inputs, int input_count, GradcheckTolerance tolerance);
 
+/* The first element that disagreed, for a message that names it (the
+ * coursework grader's "differs at index 3: got 0.12, expected 0.42"). */
+typedef struct {
+    int input;       /* which input; -1 when every element agreed            */
+    int index;       /* which element of it                                  */
+    double analytic; /* the gradient backward computed                       */
+    double numeric;  /* the finite-difference estimate                       */
+    bool vacuous;    /* every numeric derivative was zero                    */
+} GradcheckMismatch;
+
+/* gradcheck_tensor that also fills `first` (which may be NULL). */
+int gradcheck_tensor_first(const char *label, GradcheckForward forward, void *context,
+                           Tensor *const *inputs, int input_count, GradcheckTolerance tolerance,
+                           GradcheckMismatch *first);
+
 /* A malloc'd tensor with a gradient, filled with N(0, scale^2) values. */
 Tensor *gradcheck_random_tensor(const char *name, int ndim, const int *shape, float scale,
                                 Rng *rng);

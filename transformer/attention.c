@@ -45,10 +45,27 @@ typedef struct {
 
 /* How many keys position i may look at: keys 0..visible-1. */
 static int visible_keys(const AttentionShape *s, int b, int i) {
+    /* EXERCISE causal_mask: the keys query i of batch row b may see are 0..visible-1: the row's
+     * real keys (s->lengths[b], or all T when s->lengths is NULL) and, when s->causal, none after i.
+     * STUB: (void)b, (void)i;
+     * STUB: exercise_missing("causal_mask");
+     * STUB: return s->T; */
     int length = s->lengths ? s->lengths[b] : s->T;
     return s->causal && i + 1 < length ? i + 1 : length;
+    /* END EXERCISE */
 }
 
+/* EXERCISE attention_forward: attention_row_forward below, for batch row b and every head h:
+ * S = Q K^T (the head's columns of qkv, row stride 3C: matmul() reads them in place),
+ * P = softmax(S / sqrt(D)) over the visible_keys(s, b, i) first keys of each row i (0 after them),
+ * O = P V into the head's D columns of out.  Keep P in probabilities (H, T, T): backward reads it.
+ * STUB: static void attention_row_forward(const AttentionShape *s, int b, const float *qkv, float *out,
+ * STUB:                                   float *probabilities) {
+ * STUB:     (void)b, (void)qkv;
+ * STUB:     exercise_missing("attention_forward");
+ * STUB:     memset(out, 0, (size_t)s->T * s->C * sizeof(float));
+ * STUB:     memset(probabilities, 0, (size_t)s->H * s->T * s->T * sizeof(float));
+ * STUB: } */
 /* Softmax of row i of the scores in place, over its n visible keys; the
  * hidden ones (the mask) get probability 0. */
 static void softmax_row(float *p, int n, int T, float scale) {
@@ -85,6 +102,7 @@ static void attention_row_forward(const AttentionShape *s, int b, const float *q
                          .C = out, .ldc = C, .stride_c = D};
     matmul(&values);
 }
+/* END EXERCISE */
 
 static void attention_backward(TapeEntry *entry);
 
@@ -207,6 +225,13 @@ static void attention_backward(TapeEntry *entry) {
  * No mask is needed: the cache holds only the past. */
 void transformer_attention_cached(const float *qkv, float *keys, float *values, int position,
                                   int C, int heads, float *out, float *probabilities) {
+    /* EXERCISE attention_forward: the same attention for one query (qkv's q, the new token) over the
+     * position + 1 cached keys and values, after storing the new k and v at row `position`
+     * of the cache (keys, values (T, C)); probabilities (H, position + 1) may be NULL
+     * STUB: (void)qkv, (void)keys, (void)values;
+     * STUB: exercise_missing("attention_forward");
+     * STUB: memset(out, 0, (size_t)C * sizeof(float));
+     * STUB: if (probabilities) memset(probabilities, 0, (size_t)heads * (position + 1) * sizeof(float)); */
     int D = C / heads, n = position + 1;
     float scale = 1.0f / sqrtf((float)D);
     memcpy(keys + (size_t)position * C, qkv + C, (size_t)C * sizeof(float));
@@ -232,4 +257,5 @@ void transformer_attention_cached(const float *qkv, float *keys, float *values, 
             for (int d = 0; d < D; d++) o[d] += pj * vj[d];
         }
     }
+    /* END EXERCISE */
 }

@@ -6,14 +6,14 @@ TRANSFORMER_DEMO_FLAGS = --threads 2 --plot-term $(or $(PLOT_TERM),png) --quiet
 DEMOS += demo-transformer
 demo-transformer: $(BIN)/transformer
 	@echo "== transformer: a GPT learns to reverse strings (runs/transformer-reverse)"
-	./$(BIN)/transformer train --task reverse --task-length 6 --context 16 --d-model 64 --heads 4 \
+	$(RUN) ./$(BIN)/transformer train --task reverse --task-length 6 --context 16 --d-model 64 --heads 4 \
 	    --layers 2 --steps 800 --lr 3e-3 --out runs/transformer-reverse $(TRANSFORMER_DEMO_FLAGS)
-	./$(BIN)/transformer generate --checkpoint runs/transformer-reverse/model.safetensors \
+	$(RUN) ./$(BIN)/transformer generate --checkpoint runs/transformer-reverse/model.safetensors \
 	    --prompt 'jihabc>' --greedy --tokens 10
 	@echo "== transformer: a GPT learns the toy farm language, word by word (runs/transformer-toy)"
-	./$(BIN)/transformer train --task toy --context 32 --d-model 64 --heads 4 --layers 2 \
+	$(RUN) ./$(BIN)/transformer train --task toy --context 32 --d-model 64 --heads 4 --layers 2 \
 	    --steps 400 --lr 3e-3 --out runs/transformer-toy $(TRANSFORMER_DEMO_FLAGS)
-	./$(BIN)/transformer generate --checkpoint runs/transformer-toy/model.safetensors \
+	$(RUN) ./$(BIN)/transformer generate --checkpoint runs/transformer-toy/model.safetensors \
 	    --prompt 'the farmer' --tokens 30 --temperature 0.8 --seed 2
 	@echo "== transformer: plots in runs/transformer-reverse/ and runs/transformer-toy/ (see transformer/README.md)"
 
