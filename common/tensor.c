@@ -594,10 +594,15 @@ static void add_bias_backward(TapeEntry *entry) {
  * whole weight matrix to multiply it by a single row. */
 enum { LINEAR_FEW_ROWS = 4 };
 
+/* Two copies, one after the other: W^T (In, Out) for forward's x W^T, then
+ * W (Out, In) for backward's dx = dy W. */
 const float *linear_pack_weight(Graph *g, const Tensor *weight) {
     int In = weight->shape[1], Out = weight->shape[0];
-    float *packed = arena_alloc(&g->arena, matmul_packed_b_floats(In, Out) * sizeof(float));
-    matmul_pack_b(weight->data, In, true, In, Out, packed); /* op(B) = W^T (In, Out) */
+    size_t forward_floats = matmul_packed_b_floats(In, Out);
+    float *packed = arena_alloc(
+        &g->arena, (forward_floats + matmul_packed_b_floats(Out, In)) * sizeof(float));
+    matmul_pack_b(weight->data, In, true, In, Out, packed);                   /* W^T */
+    matmul_pack_b(weight->data, In, false, Out, In, packed + forward_floats); /* W   */
     return packed;
 }
 
@@ -631,7 +636,11 @@ Tensor *op_linear_packed(Graph *g, Tensor *x, Tensor *weight, const float *packe
                            .packed_b = packed_weight};
         matmul(&spec);
     }
-    if (grad) tape_record(g, OP_LINEAR, out, x, weight, bias);
+    if (grad) {
+        TapeEntry *entry = tape_record(g, OP_LINEAR, out, x, weight, bias);
+        if (packed_weight) /* backward's copy of W (see linear_pack_weight) */
+            entry->saved = (float *)(packed_weight + matmul_packed_b_floats(In, Out));
+    }
     check_finite(g, OP_LINEAR, out, out->data, "values");
     return out;
 }
@@ -647,7 +656,7 @@ static void linear_backward(TapeEntry *entry) {
     if (x->grad) {
         MatmulSpec spec = {.batch = 1, .M = rows, .N = In, .K = Out, .A = dy, .lda = Out,
                            .B = weight->data, .ldb = In, .C = x->grad, .ldc = In,
-                           .accumulate = true};
+                           .accumulate = true, .packed_b = entry->saved};
         matmul(&spec);
     }
     if (weight->grad) {

@@ -205,9 +205,10 @@ Tensor *op_add_bias(Graph *g, Tensor *x, Tensor *bias);
  * result as op_matmul(x, weight, TRANSPOSE_B) then op_add_bias, in one pass. */
 Tensor *op_linear(Graph *g, Tensor *x, Tensor *weight, Tensor *bias);
 /* A weight (Out, In) packed once (matmul_pack_b) for many op_linear_packed
- * calls in one graph, such as a recurrent W_hh used at every time step.  The
- * copy lives in the graph's arena: valid until graph_reset, and only while
- * the weight does not change. */
+ * calls in one graph, such as a recurrent W_hh used at every time step: as
+ * W^T for forward and as W for backward's dx = dy W.  The copies live in the
+ * graph's arena: valid until graph_reset, and only while the weight does not
+ * change. */
 const float *linear_pack_weight(Graph *g, const Tensor *weight);
 /* op_linear reading the weight from its packed copy: the same result bit for
  * bit, the same backward (which reads weight itself). */
