@@ -108,6 +108,7 @@ enum {
     KC_MAX = 192,                 /* K block: B sliver (KC,NR) fits in L1   */
     MC_MAX = 96,                  /* M block: A block (MC,KC) fits in L2    */
     PACK_A_MIN_N = 256,           /* below this, A is read in place         */
+    PACK_B_MIN_M = 64,            /* at most this, op(B) = B is read in place */
 };
 /* Multiply-adds below which a product stays on one thread (~40 us on one core). */
 static const double PARALLEL_MIN_WORK = 128.0 * 128.0 * 128.0;
@@ -291,15 +292,16 @@ typedef struct {
 
 /* c (MR,NR), row stride ldc:  c = (load_c ? c : bias ? bias : 0) + a @ b,
  * with bias (NR) added to each row, a (MR,kc)
- * and b (kc,NR) a packed sliver.  The MR*NR_VECS accumulators are a local
+ * and b (kc,NR), row stride ldb: a packed sliver (ldb = NR) or NR columns
+ * of op(B) read in place.  The MR*NR_VECS accumulators are a local
  * array indexed only by constants once the loops over i and v are unrolled,
  * so the compiler keeps them all in registers.  For each k: load NR values
  * of B (NR_VECS vectors), then for each of the MR rows broadcast one value
  * of A and multiply-add it into that row: MR*NR_VECS fused multiply-adds
  * for NR_VECS + MR loads. */
 FUSE_MULTIPLY_ADD
-static inline void micro_kernel(int kc, ASliver a, const float *restrict b, float *restrict c,
-                                long ldc, bool load_c, const float *bias) {
+static inline void micro_kernel(int kc, ASliver a, const float *restrict b, long ldb,
+                                float *restrict c, long ldc, bool load_c, const float *bias) {
     FloatVec acc[MR][NR_VECS];
     for (int i = 0; i < MR; i++) {
         for (int v = 0; v < NR_VECS; v++) {
@@ -310,7 +312,7 @@ static inline void micro_kernel(int kc, ASliver a, const float *restrict b, floa
     const float *restrict a_data = a.data;
     for (int p = 0; p < kc; p++) {
         FloatVec b_row[NR_VECS];
-        for (int v = 0; v < NR_VECS; v++) b_row[v] = vec_load(&b[p * NR + v * VEC_FLOATS]);
+        for (int v = 0; v < NR_VECS; v++) b_row[v] = vec_load(&b[p * ldb + v * VEC_FLOATS]);
         for (int i = 0; i < MR; i++) {
             const float a_value = a_data[i * a.row_stride + p * a.k_stride];
             for (int v = 0; v < NR_VECS; v++) acc[i][v] += a_value * b_row[v];
@@ -324,21 +326,21 @@ static inline void micro_kernel(int kc, ASliver a, const float *restrict b, floa
 /* The micro-kernel compiled once for each way of reading A, with the
  * strides known where they can be: a packed sliver, or rows of A in place. */
 FUSE_MULTIPLY_ADD
-static void micro_kernel_packed_a(int kc, const float *a, const float *b, float *c, long ldc,
-                                  bool load_c, const float *bias) {
-    micro_kernel(kc, (ASliver){a, 1, MR}, b, c, ldc, load_c, bias);
+static void micro_kernel_packed_a(int kc, const float *a, const float *b, long ldb, float *c,
+                                  long ldc, bool load_c, const float *bias) {
+    micro_kernel(kc, (ASliver){a, 1, MR}, b, ldb, c, ldc, load_c, bias);
 }
 
 FUSE_MULTIPLY_ADD
-static void micro_kernel_rows_of_a(int kc, const float *a, long lda, const float *b, float *c,
-                                   long ldc, bool load_c, const float *bias) {
-    micro_kernel(kc, (ASliver){a, lda, 1}, b, c, ldc, load_c, bias);
+static void micro_kernel_rows_of_a(int kc, const float *a, long lda, const float *b, long ldb,
+                                   float *c, long ldc, bool load_c, const float *bias) {
+    micro_kernel(kc, (ASliver){a, lda, 1}, b, ldb, c, ldc, load_c, bias);
 }
 
 /* The (rows,cols) corner of a tile at the right or bottom edge of C goes
  * through a full (MR,NR) local tile, so the micro-kernel needs no bounds. */
-static void micro_kernel_edge(int kc, ASliver a, const float *b, float *c, long ldc, bool load_c,
-                              const float *bias, int rows, int cols) {
+static void micro_kernel_edge(int kc, ASliver a, const float *b, long ldb, float *c, long ldc,
+                              bool load_c, const float *bias, int rows, int cols) {
     float tile[MR * NR]; /* (MR,NR) */
     for (int i = 0; i < rows && load_c; i++) {
         memcpy(&tile[i * NR], &c[i * ldc], (size_t)cols * sizeof(float));
@@ -346,7 +348,7 @@ static void micro_kernel_edge(int kc, ASliver a, const float *b, float *c, long 
     for (int i = 0; i < rows && !load_c && bias; i++) {
         memcpy(&tile[i * NR], bias, (size_t)cols * sizeof(float));
     }
-    micro_kernel(kc, a, b, tile, NR, load_c || bias, NULL);
+    micro_kernel(kc, a, b, ldb, tile, NR, load_c || bias, NULL);
     for (int i = 0; i < rows; i++) memcpy(&c[i * ldc], &tile[i * NR], (size_t)cols * sizeof(float));
 }
 
@@ -361,6 +363,7 @@ typedef struct {
     int mc;            /* rows of the largest M block                             */
     int n_slivers;     /* ceil(N / NR)                                            */
     bool pack_a;       /* copy A blocks, or read A in place                       */
+    bool b_in_place;   /* read whole slivers of B in place, instead of copies    */
 } Blocking;
 
 /* Start of part `index` of `total` things cut in `parts` nearly equal parts. */
@@ -384,13 +387,18 @@ static Blocking blocking_choose(const Product *product) {
      * computing 16 to 32 of its columns of C; but MR rows of A, lda apart,
      * can compete for the same few cache sets.  Copy when N is large. */
     blocking.pack_a = product->a.col_stride != 1 || product->N >= PACK_A_MIN_N;
+    /* Likewise for B, whose copy is used by M / MR A slivers: with few rows
+     * (attention's per-head products) copying B costs more than it saves.
+     * Only op(B) = B can be read in place: the micro-kernel reads rows of B. */
+    blocking.b_in_place = product->b_packed == NULL && product->b.col_stride == 1 &&
+                          product->M <= PACK_B_MIN_M;
     return blocking;
 }
 
 /* The micro-kernel on one (MR,NR) tile of C at (i, j0), or on the part
  * inside C of a tile at the edge.  a_sliver is the packed A of rows i.. */
 static void tile_run(const Product *product, const Blocking *blocking, int k0, int kc,
-                     const float *a_sliver, int i, const float *b_sliver, int j0) {
+                     const float *a_sliver, int i, const float *b_sliver, long ldb, int j0) {
     int rows = min_int(MR, product->M - i), cols = min_int(NR, product->N - j0);
     float *c_tile = &product->c[i * product->ldc + j0];
     bool load_c = k0 > 0 || product->accumulate;
@@ -400,19 +408,21 @@ static void tile_run(const Product *product, const Blocking *blocking, int k0, i
     ASliver a = packed ? (ASliver){a_sliver, 1, MR}
                        : (ASliver){&product->a.data[i * lda + k0], lda, 1};
     if (rows < MR || cols < NR) {
-        micro_kernel_edge(kc, a, b_sliver, c_tile, product->ldc, load_c, bias, rows, cols);
+        micro_kernel_edge(kc, a, b_sliver, ldb, c_tile, product->ldc, load_c, bias, rows, cols);
     } else if (packed) {
-        micro_kernel_packed_a(kc, a.data, b_sliver, c_tile, product->ldc, load_c, bias);
+        micro_kernel_packed_a(kc, a.data, b_sliver, ldb, c_tile, product->ldc, load_c, bias);
     } else {
-        micro_kernel_rows_of_a(kc, a.data, a.row_stride, b_sliver, c_tile, product->ldc, load_c,
-                               bias);
+        micro_kernel_rows_of_a(kc, a.data, a.row_stride, b_sliver, ldb, c_tile, product->ldc,
+                               load_c, bias);
     }
 }
 
 /* The `ic` loop body: rows [i0, i_end) of C for the K block at k0.  Packs
  * the A block (without pack_a, only a last partial sliver, padded with zero
  * rows), then walks its tiles of C, B sliver by B sliver.
- * b_panel: (kc, n_slivers*NR), sliver s at b_panel + s*kc*NR. */
+ * b_panel: (kc, n_slivers*NR), sliver s at b_panel + s*kc*NR; with
+ * b_in_place, only the last sliver is there (padded with zero columns) and the
+ * others are read from B in place. */
 static void m_block_run(const Product *product, const Blocking *blocking, int k0, int kc,
                         int i0, int i_end, const float *b_panel, float *a_block) {
     int rows = i_end - i0;
@@ -423,8 +433,14 @@ static void m_block_run(const Product *product, const Blocking *blocking, int k0
     }
     for (int s = 0; s < blocking->n_slivers; s++) {           /* jr loop */
         const float *b_sliver = &b_panel[(size_t)s * kc * NR];
+        long ldb = NR;
+        if (blocking->b_in_place && (s + 1) * NR <= product->N) {
+            b_sliver = &product->b.data[(long)k0 * product->b.row_stride + s * NR];
+            ldb = product->b.row_stride;
+        }
         for (int ir = 0; ir < rows; ir += MR) {               /* ir loop */
-            tile_run(product, blocking, k0, kc, &a_block[ir * kc], i0 + ir, b_sliver, s * NR);
+            tile_run(product, blocking, k0, kc, &a_block[ir * kc], i0 + ir, b_sliver, ldb,
+                     s * NR);
         }
     }
 }
@@ -447,8 +463,10 @@ static void product_run_serial(const Product *product, PackBuffer *a_buffer,
                       (size_t)product->b_first_sliver * kc * NR;
         } else {
             for (int s = 0; s < blocking.n_slivers; s++) {
-                pack_b_sliver(&product->b, product->N, k0, kc, s * NR,
-                              &b_buffer_data[(size_t)s * kc * NR]);
+                bool whole = (s + 1) * NR <= product->N; /* else padded: always packed */
+                if (!blocking.b_in_place || !whole)
+                    pack_b_sliver(&product->b, product->N, k0, kc, s * NR,
+                                  &b_buffer_data[(size_t)s * kc * NR]);
             }
         }
         for (int m_block = 0; m_block < blocking.m_blocks; m_block++) { /* ic loop */
