@@ -45,6 +45,8 @@
  * (MR,NR) tile and copied back.  One exception: when op(A) = A and N is
  * small, copying A would cost a sizeable fraction of the product, so the
  * micro-kernel reads MR rows of A where they are (ASliver describes both).
+ * Likewise, when op(B) = B and M is small (attention's per-head products),
+ * whole NR-column slivers of B are read where they are, with B's row stride.
  *
  * THE MICRO-KERNEL is plain C on GCC vector types (`vector_size`, which gcc
  * and clang both accept): the compiler maps a FloatVec to one SIMD register
