@@ -91,6 +91,9 @@
 #endif
 
 #include "util.h"
+#if defined(__AVX512F__)
+#include <immintrin.h> /* transpose_8x8, for packing */
+#endif
 
 /* ---- Sizes ------------------------------------------------------------------ */
 
@@ -223,6 +226,35 @@ static void pack_buffer_put_back(Shelf shelf, PackBuffer *buffer) {
 
 /* ---- Packing ----------------------------------------------------------------- */
 
+#if defined(__AVX512F__)
+/* With AVX-512, MR = 8: packing MR rows of A is a transpose, done here 8x8
+ * floats at a time in AVX registers (8 loads, 24 shuffles, 8 stores, where
+ * the plain loop makes 64 scalar copies); and so is packing NR columns of
+ * op(B) = B^T.  out[q*out_stride + i] = rows[i][p + q]:
+ *   unpack:   pairs of rows interleaved     r0 r1 -> a0 b0 a1 b1 | a4 b4 a5 b5
+ *   shuffle:  pairs of pairs                       -> a0 b0 c0 d0 | a4 b4 c4 d4
+ *   permute:  the 128-bit halves of two of those   -> a0 b0 c0 d0 e0 f0 g0 h0 */
+static void transpose_8x8(const float *const rows[8], int p, float *out, int out_stride) {
+    __m256 r[8], t[8], u[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(rows[i] + p);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);     /* columns 0 1 | 4 5 */
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]); /* columns 2 3 | 6 7 */
+    }
+    for (int h = 0; h < 8; h += 4) { /* rows 0-3, then rows 4-7 */
+        u[h + 0] = _mm256_shuffle_ps(t[h + 0], t[h + 2], _MM_SHUFFLE(1, 0, 1, 0)); /* col 0 | 4 */
+        u[h + 1] = _mm256_shuffle_ps(t[h + 0], t[h + 2], _MM_SHUFFLE(3, 2, 3, 2)); /* col 1 | 5 */
+        u[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], _MM_SHUFFLE(1, 0, 1, 0)); /* col 2 | 6 */
+        u[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], _MM_SHUFFLE(3, 2, 3, 2)); /* col 3 | 7 */
+    }
+    for (int q = 0; q < 4; q++) {
+        _mm256_storeu_ps(out + q * out_stride, _mm256_permute2f128_ps(u[q], u[q + 4], 0x20));
+        _mm256_storeu_ps(out + (q + 4) * out_stride,
+                         _mm256_permute2f128_ps(u[q], u[q + 4], 0x31));
+    }
+}
+#endif
+
 /* Copies b[k0:k0+kc, j0:j0+NR] to sliver (kc,NR): sliver[p*NR + j], zero
  * columns past N so the micro-kernel never needs a column count.
  * Both loops read memory in order: row by row when op(B) = B, and when
@@ -243,6 +275,20 @@ static void pack_b_sliver(const MatrixView *b, int N, int k0, int kc, int j0, fl
             }
         }
     } else {                    /* op(B) = B^T: column j of op(B) is row j of B */
+#if defined(__AVX512F__)
+        if (width == NR) {
+            for (int jb = 0; jb < NR; jb += 8) { /* 8 columns of op(B) at a time */
+                const float *rows[8];
+                for (int i = 0; i < 8; i++)
+                    rows[i] = &b->data[(long)(j0 + jb + i) * b->col_stride + k0];
+                int p = 0;
+                for (; p + 8 <= kc; p += 8) transpose_8x8(rows, p, &sliver[p * NR + jb], NR);
+                for (; p < kc; p++)
+                    for (int i = 0; i < 8; i++) sliver[p * NR + jb + i] = rows[i][p];
+            }
+            return;
+        }
+#endif
         for (int j = 0; j < width; j++) {
             const float *column = &b->data[(long)(j0 + j) * b->col_stride + k0];
             for (int p = 0; p < kc; p++) sliver[p * NR + j] = column[p];
@@ -250,11 +296,24 @@ static void pack_b_sliver(const MatrixView *b, int N, int k0, int kc, int j0, fl
     }
 }
 
+
 /* Copies a[i0:i0+MR, k0:k0+kc] to sliver (kc,MR): sliver[p*MR + i], so the
  * micro-kernel reads the MR values of one k together; rows past M are 0. */
 static void pack_a_sliver(const MatrixView *a, int M, int k0, int kc, int i0, float *sliver) {
     int height = min_int(MR, M - i0);
     if (height < MR) memset(sliver, 0, (size_t)kc * MR * sizeof(float));
+#if defined(__AVX512F__)
+    _Static_assert(MR == 8, "transpose_8x8 packs slivers of 8 rows");
+    if (a->col_stride == 1 && height == MR) {
+        const float *rows[8];
+        for (int i = 0; i < 8; i++) rows[i] = &a->data[(i0 + i) * a->row_stride + k0];
+        int p = 0;
+        for (; p + 8 <= kc; p += 8) transpose_8x8(rows, p, &sliver[p * MR], MR);
+        for (; p < kc; p++)
+            for (int i = 0; i < MR; i++) sliver[p * MR + i] = rows[i][p];
+        return;
+    }
+#endif
     if (a->col_stride == 1) {   /* op(A) = A: read each row along k */
         for (int i = 0; i < height; i++) {
             const float *row = &a->data[(i0 + i) * a->row_stride + k0];
