@@ -181,7 +181,7 @@ compile_commands.json:
 	$(MAKE) clean && bear -- $(MAKE) all
 
 clean:
-	rm -rf build build-debug build-asan build-valgrind bin
+	rm -rf build build-debug build-asan build-valgrind build-fuzz bin
 
 # (build/assignment holds generated coursework trees, each with its own build.)
 -include $(shell find build build-debug build-asan -path build/assignment -prune -o -name '*.d' -print 2>/dev/null)

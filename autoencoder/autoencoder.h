@@ -171,7 +171,8 @@ enum { AUTOENCODER_MAX_IMAGES = 10000000, AUTOENCODER_MAX_SIDE = 4096 };
 #define AUTOENCODER_MAX_PIXELS (1L << 28) /* N * H * W, 1 GiB of floats */
 
 /* IDX (the MNIST format), plain or gzip-compressed (detected by zlib):
- * images magic 0x00000803, labels 0x00000801, big-endian sizes. */
+ * images magic 0x00000803, labels 0x00000801, big-endian sizes.  Labels
+ * must be below AUTOENCODER_MAX_CLASSES. */
 bool autoencoder_read_idx_images(const char *path, AutoencoderDataset *data, Error *err);
 bool autoencoder_read_idx_labels(const char *path, AutoencoderDataset *data, Error *err);
 /* Writes images (values rounded to 0..255) or labels; gzip when `compress`. */
@@ -179,14 +180,22 @@ bool autoencoder_write_idx_images(const char *path, const AutoencoderDataset *da
                                   bool compress, Error *err);
 bool autoencoder_write_idx_labels(const char *path, const AutoencoderDataset *data,
                                   bool compress, Error *err);
-/* CSV: one image per line, "label,p1,...,pD"; an optional header line; pixel
- * values 0..255 (divided by 255) or, when none exceeds 1, already in [0, 1].
+/* CSV: one image per line, "label,p1,...,pD" (label below
+ * AUTOENCODER_MAX_CLASSES); an optional header line; pixel values 0..255
+ * (divided by 255) or, when none exceeds 1, already in [0, 1].
  * Square images get H = W = sqrt(D), others H = 1. */
 bool autoencoder_read_csv(const char *path, AutoencoderDataset *data, Error *err);
+/* The same from text[0..size) in memory, which must be followed by a NUL
+ * (as file_read_all leaves it); `path` only names it in errors. */
+bool autoencoder_parse_csv(const char *text, size_t size, const char *path, AutoencoderDataset *data,
+                           Error *err);
 bool autoencoder_write_csv(const char *path, const AutoencoderDataset *data, Error *err);
 /* PGM: P2 (text) or P5 (binary, 8 or 16 bits), maxval 1..65535, comments.
  * *pixels (H*W) is malloc'd, values in [0, 1]. */
 bool autoencoder_read_pgm(const char *path, float **pixels, int *height, int *width, Error *err);
+/* The same from text[0..size) in memory; `path` only names it in errors. */
+bool autoencoder_parse_pgm(const char *text, size_t size, const char *path, float **pixels,
+                           int *height, int *width, Error *err);
 /* Writes P5 with maxval 255 (values clipped to [0, 1]), atomically. */
 bool autoencoder_write_pgm(const char *path, const float *pixels, int height, int width, Error *err);
 /* An 8-bit greyscale PNG (zlib for the compression and the checksums). */

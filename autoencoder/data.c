@@ -47,7 +47,9 @@ void autoencoder_dataset_name_classes(AutoencoderDataset *data) {
 static bool regular_file(const char *path, Error *err) {
     struct stat info;
     if (stat(path, &info) != 0) return error_set(err, "%s: %s", path, strerror(errno));
-    if (!S_ISREG(info.st_mode)) return error_set(err, "%s: not a regular file", path);
+    if (S_ISDIR(info.st_mode)) return error_set(err, "%s: is a directory, expected an IDX file", path);
+    if (!S_ISREG(info.st_mode)) return error_set(err, "%s: not a regular file, expected an IDX file", path);
+    if (info.st_size == 0) return error_set(err, "%s: empty file, expected an IDX file", path);
     return true;
 }
 
@@ -173,6 +175,12 @@ bool autoencoder_read_idx_labels(const char *path, AutoencoderDataset *data, Err
     bool ok = gz_read_exact(file, path, bytes, count, "labels", err);
     if (!ok) gzclose(file);
     else ok = idx_close_at_end(file, path, err);
+    /* A byte holds up to 255, but classes are named and counted in arrays
+     * of AUTOENCODER_MAX_CLASSES. */
+    for (uint32_t n = 0; ok && n < count; n++)
+        if (bytes[n] >= AUTOENCODER_MAX_CLASSES)
+            ok = error_set(err, "%s: label %u of image %u is above %d (at most %d classes)", path,
+                           bytes[n], n, AUTOENCODER_MAX_CLASSES - 1, AUTOENCODER_MAX_CLASSES);
     if (ok) {
         for (uint32_t n = 0; n < count; n++) data->labels[n] = bytes[n];
         autoencoder_dataset_name_classes(data);
@@ -281,27 +289,26 @@ bool autoencoder_read_pgm(const char *path, float **pixels, int *height, int *wi
     char *text;
     size_t size;
     if (!file_read_all(path, PGM_MAX_BYTES, &text, &size, err)) return false;
+    bool ok = autoencoder_parse_pgm(text, size, path, pixels, height, width, err);
+    free(text);
+    return ok;
+}
+
+bool autoencoder_parse_pgm(const char *text, size_t size, const char *path, float **pixels,
+                           int *height, int *width, Error *err) {
     bool binary = size >= 2 && text[0] == 'P' && text[1] == '5';
-    if (size < 2 || text[0] != 'P' || (text[1] != '2' && text[1] != '5')) {
-        free(text);
+    if (size < 2 || text[0] != 'P' || (text[1] != '2' && text[1] != '5'))
         return error_set(err, "%s: not a PGM image: it must start with P2 or P5", path);
-    }
     size_t at = 2;
     long w, h, maxval;
     if (!pgm_number(text, size, &at, &w) || !pgm_number(text, size, &at, &h) ||
-        !pgm_number(text, size, &at, &maxval)) {
-        free(text);
+        !pgm_number(text, size, &at, &maxval))
         return error_set(err, "%s: bad PGM header: expected width, height and maxval after P%c", path,
                          binary ? '5' : '2');
-    }
-    if (w < 1 || h < 1 || w > AUTOENCODER_MAX_SIDE || h > AUTOENCODER_MAX_SIDE) {
-        free(text);
+    if (w < 1 || h < 1 || w > AUTOENCODER_MAX_SIDE || h > AUTOENCODER_MAX_SIDE)
         return error_set(err, "%s: PGM size %ld x %ld outside 1..%d", path, w, h, AUTOENCODER_MAX_SIDE);
-    }
-    if (maxval < 1 || maxval > 65535) {
-        free(text);
+    if (maxval < 1 || maxval > 65535)
         return error_set(err, "%s: PGM maxval %ld outside 1..65535", path, maxval);
-    }
     size_t count = (size_t)w * (size_t)h;
     float *values = xmalloc(count * sizeof(float));
     bool ok = true;
@@ -330,7 +337,6 @@ bool autoencoder_read_pgm(const char *path, float **pixels, int *height, int *wi
                 values[i] = (float)value / (float)maxval;
         }
     }
-    free(text);
     if (!ok) {
         free(values);
         return false;
@@ -422,6 +428,10 @@ static bool line_is_blank(const char *line) {
 
 /* Parses one number of a CSV field ending at ',' '\n' '\r' or the end. */
 static bool csv_number(const char **p, double *value) {
+    /* strtod skips any whitespace, newlines included: an empty last field
+     * ("5,\n3,4") would read the next line's first number. */
+    while (**p == ' ' || **p == '\t') (*p)++;
+    if (**p == '\n' || **p == '\r') return false;
     char *end;
     errno = 0;
     *value = strtod(*p, &end);
@@ -437,10 +447,16 @@ bool autoencoder_read_csv(const char *path, AutoencoderDataset *data, Error *err
     char *text;
     size_t size;
     if (!file_read_all(path, CSV_MAX_BYTES, &text, &size, err)) return false;
-    if (text_is_binary(text, size)) {
-        free(text);
+    bool ok = autoencoder_parse_csv(text, size, path, data, err);
+    free(text);
+    return ok;
+}
+
+bool autoencoder_parse_csv(const char *text, size_t size, const char *path, AutoencoderDataset *data,
+                           Error *err) {
+    memset(data, 0, sizeof *data);
+    if (text_is_binary(text, size))
         return error_set(err, "%s: binary data in a CSV file (use --data for IDX files too)", path);
-    }
     /* First pass: count the lines and the fields of the first data line. */
     const char *first = text;
     int line_number = 1;
@@ -456,16 +472,12 @@ bool autoencoder_read_csv(const char *path, AutoencoderDataset *data, Error *err
         if (fields == 0) fields = csv_fields(p);
         if (++rows > AUTOENCODER_MAX_IMAGES) break;
     }
-    if (rows == 0 || fields < 2) {
-        free(text);
+    if (rows == 0 || fields < 2)
         return error_set(err, "%s: no images: expected lines of label,pixel,pixel,...", path);
-    }
     int D = fields - 1;
-    if ((long)rows * D > AUTOENCODER_MAX_PIXELS) {
-        free(text);
+    if ((long)rows * D > AUTOENCODER_MAX_PIXELS)
         return error_set(err, "%s: %d images of %d pixels exceed the limit of %ld pixels", path, rows, D,
                          (long)AUTOENCODER_MAX_PIXELS);
-    }
     data->images = xmalloc(sizeof(float) * (size_t)rows * D);
     data->labels = xmalloc(sizeof(int) * (size_t)rows);
     double largest = 0;
@@ -481,8 +493,11 @@ bool autoencoder_read_csv(const char *path, AutoencoderDataset *data, Error *err
             }
             double value;
             const char *q = p;
-            if (!csv_number(&q, &value) || value < 0 || value > 255 || value != floor(value)) {
-                ok = error_set(err, "%s: line %d: the label must be an integer in 0..255", path, line_number);
+            if (!csv_number(&q, &value) || value < 0 || value >= AUTOENCODER_MAX_CLASSES ||
+                value != floor(value)) {
+                ok = error_set(err, "%s: line %d: the label must be an integer in 0..%d (at most %d "
+                               "classes)", path, line_number, AUTOENCODER_MAX_CLASSES - 1,
+                               AUTOENCODER_MAX_CLASSES);
                 break;
             }
             data->labels[n] = (int)value;
@@ -499,7 +514,6 @@ bool autoencoder_read_csv(const char *path, AutoencoderDataset *data, Error *err
         }
         p = next ? next + 1 : p + strlen(p);
     }
-    free(text);
     if (!ok) {
         autoencoder_dataset_free(data);
         return false;

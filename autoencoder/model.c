@@ -95,6 +95,11 @@ static bool metadata_choice(const Metadata *meta, const char *key, const char *c
 
 bool autoencoder_config_from_metadata(const Metadata *meta, AutoencoderConfig *c, Error *err) {
     memset(c, 0, sizeof *c);
+    /* Another model's checkpoint is named as such, not as a missing key. */
+    const char *architecture = metadata_get(meta, "architecture");
+    if (architecture == NULL || strcmp(architecture, "autoencoder") != 0)
+        return error_set(err, "checkpoint is for architecture \"%s\", expected \"autoencoder\"",
+                         architecture != NULL ? architecture : "(none)");
     int kind, activation, output, noise;
     if (!metadata_choice(meta, "model", KIND_NAMES, 3, &kind, err) ||
         !metadata_choice(meta, "activation", ACTIVATION_NAMES, 5, &activation, err) ||

@@ -117,14 +117,23 @@ static void data_to_metadata(const AutoencoderSettings *s, Metadata *meta) {
     metadata_set_float(meta, "validation_fraction", s->validation_fraction);
 }
 
+/* The training loss summed since the last metrics.csv row: kept in the
+ * checkpoint, so that a resumed run writes the same rows. */
+typedef struct {
+    double sum;
+    long steps;
+} LossSinceRow;
+
 static void save_checkpoint(const AutoencoderSettings *s, const Autoencoder *model, const Optimizer *opt,
-                            long step, const Rng *noise, const char *path) {
+                            long step, const Rng *noise, const LossSinceRow *since_row, const char *path) {
     Metadata meta;
     metadata_init(&meta);
     autoencoder_config_to_metadata(&model->config, &meta);
     data_to_metadata(s, &meta);
     metadata_set_int(&meta, "step", step);
     metadata_set_rng(&meta, "rng.noise", noise);
+    metadata_set_double(&meta, "train.loss_sum", since_row->sum);
+    metadata_set_int(&meta, "train.loss_count", since_row->steps);
     Error err;
     bool ok = checkpoint_save(path, &model->params, opt, &meta, &err);
     metadata_free(&meta);
@@ -245,7 +254,8 @@ static const char METRICS_HEADER[] = "step,train_loss,val_loss,val_recon,val_kl,
 
 /* Restores weights, optimizer, step and noise stream from the checkpoint;
  * the architecture in it must be the one asked for. */
-static long resume_from(const AutoencoderSettings *s, Autoencoder *model, Optimizer *opt, Rng *noise) {
+static long resume_from(const AutoencoderSettings *s, Autoencoder *model, Optimizer *opt, Rng *noise,
+                        LossSinceRow *since_row) {
     const char *path = autoencoder_checkpoint_path(s);
     Error err;
     Metadata meta;
@@ -254,7 +264,9 @@ static long resume_from(const AutoencoderSettings *s, Autoencoder *model, Optimi
     long step = 0;
     char want[256], have[256];
     bool ok = autoencoder_config_from_metadata(&meta, &saved, &err) && metadata_get_int(&meta, "step", &step, &err) &&
-              metadata_get_rng(&meta, "rng.noise", noise, &err);
+              metadata_get_rng(&meta, "rng.noise", noise, &err) &&
+              metadata_get_double(&meta, "train.loss_sum", &since_row->sum, &err) &&
+              metadata_get_int(&meta, "train.loss_count", &since_row->steps, &err);
     autoencoder_layers_string(&model->config, want, sizeof want);
     autoencoder_layers_string(&saved, have, sizeof have);
     if (ok && (saved.kind != model->config.kind || strcmp(want, have) != 0 || saved.tied != model->config.tied ||
@@ -308,10 +320,6 @@ int autoencoder_train(AutoencoderSettings *s, const Option *options, int option_
         autoencoder_data_free(&d);
         return EXIT_USAGE_ERROR;
     }
-    char path[2048];
-    if (!make_directory(s->common.out, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
-    snprintf(path, sizeof path, "%s/config.txt", s->common.out);
-    if (!options_write_config(path, options, option_count, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
 
     Autoencoder model;
     autoencoder_build(&model, &s->model);
@@ -321,11 +329,18 @@ int autoencoder_train(AutoencoderSettings *s, const Option *options, int option_
     autoencoder_init(&model, &init_rng);
     Optimizer opt;
     optimizer_init(&opt, OPTIMIZER_ADAM, &model.params);
-    long first_step = s->common.resume ? resume_from(s, &model, &opt, &noise) : 0;
+    LossSinceRow since_row = {0};
+    long first_step = s->common.resume ? resume_from(s, &model, &opt, &noise, &since_row) : 0;
     if (first_step > s->common.steps) {
         fprintf(stderr, "autoencoder train: the checkpoint is at step %ld, past --steps %ld\n", first_step, s->common.steps);
         return EXIT_USAGE_ERROR;
     }
+    /* Only now, with the data and any --resume checkpoint loaded: bad input
+     * leaves no run directory behind. */
+    char path[2048];
+    if (!make_directory(s->common.out, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
+    snprintf(path, sizeof path, "%s/config.txt", s->common.out);
+    if (!options_write_config(path, options, option_count, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
 
     Graph g;
     graph_init(&g, 8 << 20, 256);
@@ -341,13 +356,12 @@ int autoencoder_train(AutoencoderSettings *s, const Option *options, int option_
 
     snprintf(path, sizeof path, "%s/metrics.csv", s->common.out);
     MetricsLog log;
+    if (s->common.resume && !metrics_truncate(path, first_step, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
     if (!metrics_open(&log, path, METRICS_HEADER, s->common.resume, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
     snprintf(path, sizeof path, "%s/model.safetensors", s->common.out);
 
     Progress progress;
     progress_start(&progress, first_step, s->common.steps, "img/s", s->common.quiet);
-    double loss_sum = 0;
-    long loss_steps = 0;
     float loss = 0, kl = 0, lr = s->common.lr;
     AutoencoderEval val = {0};
     for (long step = first_step; step < s->common.steps; step++) {
@@ -357,17 +371,17 @@ int autoencoder_train(AutoencoderSettings *s, const Option *options, int option_
                             "or use --check-numerics to find the op\n", (double)loss, step, (double)lr);
             return EXIT_RUNTIME_ERROR;
         }
-        loss_sum += loss, loss_steps++;
+        since_row.sum += loss, since_row.steps++;
         progress_update(&progress, step + 1, loss, B);
         bool last = step + 1 == s->common.steps;
         if ((step + 1) % s->eval_every == 0 || last) {
             val = autoencoder_evaluate(&g, &model, &d.data, d.split.validation, eval_count, B, s->common.seed);
-            metrics_write(&log, (double[]){(double)(step + 1), loss_sum / (double)loss_steps, val.loss, val.recon,
+            metrics_write(&log, (double[]){(double)(step + 1), since_row.sum / (double)since_row.steps, val.loss, val.recon,
                                            val.kl, val.squared, autoencoder_beta_at(&s->model, step), lr}, 8);
-            loss_sum = 0, loss_steps = 0;
+            since_row = (LossSinceRow){0};
         }
         if (last || (s->common.checkpoint_every > 0 && (step + 1) % s->common.checkpoint_every == 0))
-            save_checkpoint(s, &model, &opt, step + 1, &noise, path);
+            save_checkpoint(s, &model, &opt, step + 1, &noise, &since_row, path);
     }
     progress_finish(&progress);
     metrics_close(&log);

@@ -100,6 +100,12 @@ void metadata_set_float(Metadata *meta, const char *key, float value) {
     metadata_set(meta, key, text);
 }
 
+void metadata_set_double(Metadata *meta, const char *key, double value) {
+    char text[40];
+    snprintf(text, sizeof text, "%.17g", value); /* 17 digits: exact for double */
+    metadata_set(meta, key, text);
+}
+
 const char *metadata_get(const Metadata *meta, const char *key) {
     int index = metadata_index(meta, key);
     return index < 0 ? NULL : meta->values[index];
@@ -131,6 +137,19 @@ bool metadata_get_float(const Metadata *meta, const char *key, float *value, Err
     errno = 0;
     float parsed = strtof(text, &end);
     /* ERANGE with a finite result is an underflow to a subnormal: still exact. */
+    bool overflow = errno == ERANGE && isinf(parsed);
+    if (text[0] == '\0' || isspace((unsigned char)text[0]) || *end != '\0' || overflow)
+        return error_set(err, "checkpoint metadata \"%s\" = \"%s\" is not a number", key, text);
+    *value = parsed;
+    return true;
+}
+
+bool metadata_get_double(const Metadata *meta, const char *key, double *value, Error *err) {
+    const char *text = metadata_get(meta, key);
+    if (text == NULL) return error_set(err, "checkpoint metadata has no \"%s\"", key);
+    char *end;
+    errno = 0;
+    double parsed = strtod(text, &end);
     bool overflow = errno == ERANGE && isinf(parsed);
     if (text[0] == '\0' || isspace((unsigned char)text[0]) || *end != '\0' || overflow)
         return error_set(err, "checkpoint metadata \"%s\" = \"%s\" is not a number", key, text);
@@ -359,9 +378,38 @@ static void sync_parent_directory(const char *path) {
     free(directory);
 }
 
+/* The first NaN or Inf among the parameters and the optimizer's moments:
+ * true with the tensor's name, the element and the value, false when every
+ * value is finite. */
+static bool find_non_finite(const ParamSet *ps, const Optimizer *opt, char *name, size_t size,
+                            int *element, float *value) {
+    for (int which = 0; which <= 2; which++) {
+        const float *base = which == 0 ? ps->values : opt != NULL ? optimizer_moment(opt, which) : NULL;
+        for (int i = 0; base != NULL && i < ps->count; i++) {
+            const float *x = which == 0 ? ps->tensors[i].data : base + param_offset(ps, i);
+            for (int k = 0; k < ps->tensors[i].numel; k++) {
+                if (isfinite(x[k])) continue;
+                if (which == 0) snprintf(name, size, "%s", ps->names[i]);
+                else moment_name(name, size, which, ps->names[i]);
+                *element = k, *value = x[k];
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 bool checkpoint_save(const char *path, const ParamSet *ps, const Optimizer *opt,
                      const Metadata *meta, Error *err) {
     check_model_is_ready("checkpoint_save", ps, opt);
+    /* A run that diverged must not replace its last good checkpoint. */
+    char bad_name[TENSOR_NAME_MAX];
+    int bad_element;
+    float bad_value;
+    if (find_non_finite(ps, opt, bad_name, sizeof bad_name, &bad_element, &bad_value))
+        return error_set(err, "%s: not saved: \"%s\" holds %s at element %d (training diverged; "
+                              "lower --lr); any previous checkpoint is unchanged", path, bad_name,
+                         isnan(bad_value) ? "NaN" : "Inf", bad_element);
     StringBuilder header = {0};
     build_header(&header, ps, opt, meta);
     size_t tmp_size = strlen(path) + sizeof ".tmp";
@@ -389,6 +437,19 @@ bool checkpoint_save(const char *path, const ParamSet *ps, const Optimizer *opt,
 
 /* ---- Loading: opening and reading the file --------------------------------------- */
 
+/* A checkpoint holds at least the 8-byte header length, and at most
+ * CHECKPOINT_MAX_FILE_BYTES. */
+static bool check_file_size(const char *path, uint64_t size, Error *err) {
+    if (size == 0) return error_set(err, "%s: checkpoint file is empty (0 bytes)", path);
+    if (size < 8)
+        return error_set(err, "%s: checkpoint file is truncated: %" PRIu64 " bytes, too short for the "
+                              "8-byte header length", path, size);
+    if (size > CHECKPOINT_MAX_FILE_BYTES)
+        return error_set(err, "%s: checkpoint file is %" PRIu64 " bytes, more than the 2 GiB limit",
+                         path, size);
+    return true;
+}
+
 /* Opens a regular file of 8 bytes to CHECKPOINT_MAX_FILE_BYTES; *size gets
  * its length.  NULL with an Error otherwise. */
 static FILE *open_checkpoint(const char *path, uint64_t *size, Error *err) {
@@ -405,16 +466,8 @@ static FILE *open_checkpoint(const char *path, uint64_t *size, Error *err) {
         error_set(err, "%s: is a directory, expected a .safetensors checkpoint file", path);
     else if (!S_ISREG(info.st_mode))
         error_set(err, "%s: is not a regular file, expected a .safetensors checkpoint file", path);
-    else if (info.st_size == 0)
-        error_set(err, "%s: checkpoint file is empty (0 bytes)", path);
-    else if (info.st_size < 8)
-        error_set(err, "%s: checkpoint file is truncated: %lld bytes, too short for the 8-byte header length",
-                  path, (long long)info.st_size);
-    else if ((uint64_t)info.st_size > CHECKPOINT_MAX_FILE_BYTES)
-        error_set(err, "%s: checkpoint file is %lld bytes, more than the 2 GiB limit", path,
-                  (long long)info.st_size);
     else
-        ok = true;
+        ok = check_file_size(path, (uint64_t)info.st_size, err);
     if (!ok) {
         fclose(file);
         return NULL;
@@ -725,19 +778,29 @@ static void copy_metadata(const Header *h, Metadata *meta) {
 
 bool checkpoint_load(const char *path, ParamSet *ps, Optimizer *opt,
                      const char *expected_architecture, Metadata *meta, Error *err) {
-    check_model_is_ready("checkpoint_load", ps, opt);
-    if (meta != NULL) metadata_init(meta);
+    if (meta != NULL) metadata_init(meta); /* empty even when the file cannot be read */
     uint64_t size;
     FILE *file = open_checkpoint(path, &size, err);
     if (file == NULL) return false;
     unsigned char *bytes = xmalloc((size_t)size);
     bool ok = read_exactly(file, bytes, (size_t)size, path, err); /* the one read */
     fclose(file);
+    ok = ok && checkpoint_load_from_memory(bytes, (size_t)size, path, ps, opt, expected_architecture,
+                                           meta, err);
+    free(bytes);
+    return ok;
+}
 
+bool checkpoint_load_from_memory(const unsigned char *bytes, size_t size, const char *path,
+                                 ParamSet *ps, Optimizer *opt, const char *expected_architecture,
+                                 Metadata *meta, Error *err) {
+    check_model_is_ready("checkpoint_load", ps, opt);
+    if (meta != NULL) metadata_init(meta);
     uint64_t header_length = 0;
     Header h;
-    ok = ok && check_header_length(path, bytes, size, &header_length, err) &&
-         parse_header(path, (const char *)bytes + 8, header_length, size - 8 - header_length, &h, err);
+    bool ok = check_file_size(path, size, err) &&
+              check_header_length(path, bytes, size, &header_length, err) &&
+              parse_header(path, (const char *)bytes + 8, header_length, size - 8 - header_length, &h, err);
     if (ok) {
         long step = 0;
         ok = check_architecture(path, &h, expected_architecture, err) && check_model_tensors(path, &h, ps, err) &&
@@ -748,7 +811,6 @@ bool checkpoint_load(const char *path, ParamSet *ps, Optimizer *opt,
         }
         header_free(&h);
     }
-    free(bytes);
     return ok;
 }
 

@@ -42,11 +42,16 @@ void metadata_set(Metadata *meta, const char *key, const char *value);
 void metadata_set_int(Metadata *meta, const char *key, long value);
 /* Written with "%.9g" so a float survives the round trip exactly. */
 void metadata_set_float(Metadata *meta, const char *key, float value);
+/* Written with "%.17g": a double survives the round trip exactly (for sums
+ * a resumed run must continue, such as the training loss since the last
+ * metrics row). */
+void metadata_set_double(Metadata *meta, const char *key, double value);
 /* The value, or NULL when absent. */
 const char *metadata_get(const Metadata *meta, const char *key);
 /* Parses the value; false with an Error naming the key when absent or bad. */
 bool metadata_get_int(const Metadata *meta, const char *key, long *value, Error *err);
 bool metadata_get_float(const Metadata *meta, const char *key, float *value, Error *err);
+bool metadata_get_double(const Metadata *meta, const char *key, double *value, Error *err);
 /* An Rng as "state:increment" in hex, and back. */
 void metadata_set_rng(Metadata *meta, const char *key, const Rng *rng);
 bool metadata_get_rng(const Metadata *meta, const char *key, Rng *rng, Error *err);
@@ -55,7 +60,9 @@ bool metadata_get_rng(const Metadata *meta, const char *key, Rng *rng, Error *er
 enum { CHECKPOINT_MAX_HEADER_BYTES = 16 << 20 };
 
 /* Writes every tensor of `ps`, the optimizer state when `opt` is not NULL,
- * and `meta` (which should contain "architecture"). */
+ * and `meta` (which should contain "architecture").  Refuses (false, nothing
+ * written) when a parameter or moment holds NaN or Inf: a diverged run
+ * keeps its last good checkpoint. */
 bool checkpoint_save(const char *path, const ParamSet *ps, const Optimizer *opt,
                      const Metadata *meta, Error *err);
 
@@ -71,6 +78,12 @@ bool checkpoint_save(const char *path, const ParamSet *ps, const Optimizer *opt,
  * left empty on failure; metadata_free is always safe afterwards. */
 bool checkpoint_load(const char *path, ParamSet *ps, Optimizer *opt,
                      const char *expected_architecture, Metadata *meta, Error *err);
+/* The same checks and copies for a whole file already in memory,
+ * bytes[0..size) (checkpoint_load reads the file, then calls this); `path`
+ * only names the input in errors. */
+bool checkpoint_load_from_memory(const unsigned char *bytes, size_t size, const char *path,
+                                 ParamSet *ps, Optimizer *opt, const char *expected_architecture,
+                                 Metadata *meta, Error *err);
 
 /* Reads only the metadata (e.g. to learn the architecture and sizes before
  * declaring the model's parameters). */

@@ -20,6 +20,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "data.h"
+
 /* ==== 1. Parsing one value ===================================================== */
 
 static bool range_checked(const Option *option) { return option->min != option->max; }
@@ -394,7 +396,7 @@ void common_options_table(CommonOptions *common, Option *options) {
          "steps between checkpoints; 0 saves only at the end", NULL, 0, 1e9},
         {"steps", OPTION_LONG, &common->steps, "training steps (one batch each)", NULL, 1, 1e9},
         {"batch", OPTION_INT, &common->batch, "examples per training step", NULL, 1, 65536},
-        {"lr", OPTION_FLOAT, &common->lr, "learning rate", NULL, 1e-9, 10},
+        {"lr", OPTION_FLOAT, &common->lr, "learning rate", NULL, 1e-9, 1e30},
         {"seed", OPTION_LONG, &common->seed,
          "random seed: the same seed repeats a run exactly", NULL, 0, (double)LONG_MAX},
         {"threads", OPTION_INT, &common->threads, "worker threads for matmul and batches",
@@ -533,9 +535,14 @@ bool metrics_open(MetricsLog *log, const char *path, const char *header, bool ap
     if (continuing && !header_matches(path, header, err)) return false;
     log->file = fopen(path, continuing ? "a" : "w");
     if (log->file == NULL) return error_set(err, "%s: cannot open: %s", path, strerror(errno));
+    snprintf(log->path, sizeof log->path, "%s", path);
     if (!continuing) {
         fprintf(log->file, "%.*s\n", (int)strcspn(header, "\n"), header);
-        fflush(log->file);
+        if (fflush(log->file) != 0 || ferror(log->file)) {
+            error_set(err, "%s: cannot write: %s", path, strerror(errno));
+            metrics_close(log);
+            return false;
+        }
     }
     return true;
 }
@@ -547,10 +554,33 @@ void metrics_write(MetricsLog *log, const double *values, int count) {
     for (int i = 0; i < count; i++) fprintf(log->file, i > 0 ? ",%.9g" : "%.9g", values[i]);
     fputc('\n', log->file);
     /* Flushed row by row: a crash or Ctrl-C loses no finished record. */
-    fflush(log->file);
+    if (fflush(log->file) == 0 && !ferror(log->file)) return;
+    fprintf(stderr, "tinyzoo: %s: cannot write a row: %s; stopping (the last checkpoint is "
+                    "unchanged)\n", log->path, strerror(errno));
+    exit(EXIT_RUNTIME_ERROR);
 }
 
 void metrics_close(MetricsLog *log) {
     if (log->file != NULL) fclose(log->file);
     log->file = NULL;
+}
+
+bool metrics_truncate(const char *path, long step, Error *err) {
+    if (access(path, F_OK) != 0) return true;
+    char *text;
+    size_t size;
+    if (!file_read_all(path, DATA_MAX_FILE_BYTES, &text, &size, err)) return false;
+    size_t keep = 0; /* bytes of the whole lines to keep */
+    for (char *line = text; line < text + size;) {
+        char *end = memchr(line, '\n', (size_t)(text + size - line));
+        if (end == NULL) break; /* no newline: a row cut short */
+        char *after;
+        long row_step = strtol(line, &after, 10);
+        if (after != line && row_step > step) break; /* (the header has no number) */
+        keep = (size_t)(end + 1 - text);
+        line = end + 1;
+    }
+    bool ok = keep == size || file_write_atomic(path, text, keep, err);
+    free(text);
+    return ok;
 }

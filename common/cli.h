@@ -106,13 +106,21 @@ void progress_finish(Progress *p);
 typedef struct {
     FILE *file;
     int columns;
+    char path[4096]; /* for the message when a row cannot be written */
 } MetricsLog;
 
 /* Creates (or with `append`, continues) the file; writes the header when new. */
 bool metrics_open(MetricsLog *log, const char *path, const char *header, bool append,
                   Error *err);
-/* One row of `count` numbers, in the header's order. */
+/* One row of `count` numbers, in the header's order, flushed at once.  A
+ * row that cannot be written (a full disk) ends the program with exit 1 and
+ * a message naming the file: going on would lose rows without a word. */
 void metrics_write(MetricsLog *log, const double *values, int count);
 void metrics_close(MetricsLog *log);
+/* Before a --resume from a checkpoint at `step`: keeps the header and the
+ * rows up to `step`, dropping those that a run stopped or killed after its
+ * last checkpoint had logged (the resumed run logs them again), and a last
+ * row cut short.  A missing file is not an error: there is nothing to keep. */
+bool metrics_truncate(const char *path, long step, Error *err);
 
 #endif

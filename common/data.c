@@ -518,6 +518,14 @@ bool tsv_read_pairs(const char *path, size_t max_line_bytes, bool lowercase, Pai
     char *text;
     size_t size;
     if (!file_read_all(path, DATA_MAX_FILE_BYTES, &text, &size, err)) return false;
+    bool ok = tsv_parse_pairs(text, size, path, max_line_bytes, lowercase, list, err);
+    free(text);
+    return ok;
+}
+
+bool tsv_parse_pairs(const char *text, size_t size, const char *path, size_t max_line_bytes,
+                     bool lowercase, PairList *list, Error *err) {
+    memset(list, 0, sizeof *list);
     bool ok = true;
     if (size == 0) {
         ok = error_set(err, "%s: empty file, expected source<TAB>target lines", path);
@@ -535,7 +543,6 @@ bool tsv_read_pairs(const char *path, size_t max_line_bytes, bool lowercase, Pai
                            list->skipped_empty, list->skipped_no_tab, list->skipped_too_long,
                            max_line_bytes, list->skipped_bad_utf8);
     }
-    free(text);
     if (!ok) pair_list_free(list);
     return ok;
 }

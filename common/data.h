@@ -103,6 +103,10 @@ typedef struct {
 
 bool tsv_read_pairs(const char *path, size_t max_line_bytes, bool lowercase, PairList *list,
                     Error *err);
+/* The same from text[0..size) already in memory (tsv_read_pairs reads the
+ * file, then calls this); `path` only names the input in errors. */
+bool tsv_parse_pairs(const char *text, size_t size, const char *path, size_t max_line_bytes,
+                     bool lowercase, PairList *list, Error *err);
 void pair_list_free(PairList *list);
 
 /* ---- Mini-batches ------------------------------------------------------------ */

@@ -39,7 +39,10 @@
 static inline float exp_fast(float x) {
     const float log2e = 1.44269504088896341f;
     const float ln2_hi = 0.693145751953125f, ln2_lo = 1.42860682030941723e-6f;
-    float clamped = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    /* A NaN fails every comparison, so it is clamped to -87 here: the
+     * integer conversion of k below must never see a NaN (that is undefined
+     * behaviour); the NaN itself is returned at the end. */
+    float clamped = x > -87.0f ? (x < 88.0f ? x : 88.0f) : -87.0f;
     /* k = round(x / ln2).  Adding and removing 1.5 * 2^23 rounds to the
      * nearest integer (the float has no bits left for a fraction); unlike
      * floorf() this needs no libm call, so the loop stays vectorised. */
@@ -57,7 +60,8 @@ static inline float exp_fast(float x) {
     int32_t bits = ((int32_t)k + 127) << 23; /* the float 2^k */
     float two_k;
     memcpy(&two_k, &bits, sizeof two_k);
-    return x < -87.0f ? 0.0f : p * two_k;
+    float result = x < -87.0f ? 0.0f : p * two_k;
+    return x == x ? result : x; /* NaN in, NaN out, for --check-numerics */
 }
 
 /* erf(x) given exp(-x^2), for a caller that has it already. */

@@ -129,12 +129,7 @@ static int command_train(int argc, char **argv) {
     parse_or_exit(argc, argv, &s, options, "recursive_nn train [options]\nTrains a tree network; writes --out.");
     char out[4096];
     settings_resolve(&s, "train", out, sizeof out);
-    Error err;
-    char path[4096];
-    if (!make_directory(s.common.out, &err)) return runtime_error(&err);
-    snprintf(path, sizeof path, "%s/config.txt", s.common.out);
-    if (!options_write_config(path, options, OPTION_COUNT, &err)) return runtime_error(&err);
-    return recursive_train(&s);
+    return recursive_train(&s, options, OPTION_COUNT);
 }
 
 /* ---- Loading a trained model (eval, predict, plot) ------------------------------------ */

@@ -81,9 +81,11 @@ bool tree_parse_text(const char *text, size_t size, const char *name, int classe
                      TreeLabelMode mode, bool lowercase, Treebank *bank, Error *err);
 bool tree_read_file(const char *path, int classes, TreeLabelMode mode, bool lowercase,
                     Treebank *bank, Error *err);
-/* One plain sentence (words separated by spaces) as an unlabelled
- * right-branching tree: "a b c d" -> (a (b (c d))).  False for an empty
- * sentence or one longer than TREE_MAX_DEPTH words. */
+/* One plain sentence (words separated by spaces; '(' and ')' are words of
+ * their own) as an unlabelled right-branching tree: "a b c d" ->
+ * (a (b (c d))).  False for an empty
+ * sentence, one longer than TREE_MAX_DEPTH words or with a word longer
+ * than TREE_MAX_WORD_BYTES. */
 bool tree_from_sentence(const char *sentence, bool lowercase, int line, Tree *tree, Error *err);
 /* Reads `text` as trees when its first non-blank character is '(', else as
  * one plain sentence per non-empty line. */
@@ -233,21 +235,32 @@ typedef struct {
 bool recursive_load_embeddings(const char *path, const Vocab *vocab, float *table, int dim,
                                int *found, Error *err);
 
+/* What a training run carries across --resume besides weights and
+ * optimizer: where the batches are, and the training loss summed since the
+ * last metrics.csv row. */
+typedef struct {
+    Rng data_rng;
+    double loss_sum;
+    long loss_count;
+} RecursiveTrainState;
+
 /* Checkpoints: metadata "architecture" = "recursive_nn", "model", "dim",
- * "classes", "vocab" (JSON), "task", "lowercase", "step", RNG states. */
+ * "classes", "vocab" (JSON), "task", "lowercase", "step", and with `state`
+ * (NULL outside training) "rng.data", "train.loss_sum", "train.loss_count". */
 bool recursive_save(const char *path, const RecursiveModel *model, const Optimizer *opt,
-                    const Vocab *vocab, const RecursiveSettings *s, long step, const Rng *data_rng,
-                    Error *err);
+                    const Vocab *vocab, const RecursiveSettings *s, long step,
+                    const RecursiveTrainState *state, Error *err);
 /* Rebuilds the model (and vocabulary) a checkpoint describes and loads its
  * weights; with `opt` (already zeroed), also the optimizer state, which is
  * initialised here to the kind the checkpoint used.  `meta` receives the
- * metadata (free it with metadata_free). */
+ * metadata (free it with metadata_free); on failure it is left empty. */
 bool recursive_load(const char *path, RecursiveModel *model, Optimizer *opt, Vocab *vocab,
                     Metadata *meta, Error *err);
 
 /* The whole `train` command: data, model, loop, checkpoints, final
- * evaluation, plots.  Returns the exit status. */
-int recursive_train(const RecursiveSettings *s);
+ * evaluation, plots.  `options` (count) are written to config.txt once the
+ * data and any --resume checkpoint have loaded.  Returns the exit status. */
+int recursive_train(const RecursiveSettings *s, const Option *options, int count);
 /* Prints the evaluation of one set, SST style (fine-grained and binary,
  * all nodes and roots), and optionally its confusion matrix. */
 void recursive_print_metrics(FILE *out, const char *name, const RecursiveMetrics *m,

@@ -118,8 +118,8 @@ void recursive_adagrad_step(Optimizer *opt, ParamSet *ps, float lr, float l2) {
 /* ---- Checkpoints -------------------------------------------------------------------- */
 
 bool recursive_save(const char *path, const RecursiveModel *model, const Optimizer *opt,
-                    const Vocab *vocab, const RecursiveSettings *s, long step, const Rng *data_rng,
-                    Error *err) {
+                    const Vocab *vocab, const RecursiveSettings *s, long step,
+                    const RecursiveTrainState *state, Error *err) {
     Metadata meta;
     metadata_init(&meta);
     metadata_set(&meta, "architecture", ARCHITECTURE);
@@ -138,7 +138,11 @@ bool recursive_save(const char *path, const RecursiveModel *model, const Optimiz
         metadata_set_int(&meta, "batch", s->common.batch);
         metadata_set_int(&meta, "seed", s->common.seed);
     }
-    if (data_rng != NULL) metadata_set_rng(&meta, "rng.data", data_rng);
+    if (state != NULL) {
+        metadata_set_rng(&meta, "rng.data", &state->data_rng);
+        metadata_set_double(&meta, "train.loss_sum", state->loss_sum);
+        metadata_set_int(&meta, "train.loss_count", state->loss_count);
+    }
     bool ok = checkpoint_save(path, &model->params, opt, &meta, err);
     metadata_free(&meta);
     return ok;
@@ -150,8 +154,8 @@ static bool parse_kind(const char *text, const char *const *names, int count, in
     return false;
 }
 
-bool recursive_load(const char *path, RecursiveModel *model, Optimizer *opt, Vocab *vocab,
-                    Metadata *meta, Error *err) {
+static bool load_checked(const char *path, RecursiveModel *model, Optimizer *opt, Vocab *vocab,
+                         Metadata *meta, Error *err) {
     metadata_init(meta);
     if (!checkpoint_read_metadata(path, meta, err)) return false;
     const char *architecture = metadata_get(meta, "architecture");
@@ -191,6 +195,13 @@ bool recursive_load(const char *path, RecursiveModel *model, Optimizer *opt, Voc
     return ok;
 }
 
+bool recursive_load(const char *path, RecursiveModel *model, Optimizer *opt, Vocab *vocab,
+                    Metadata *meta, Error *err) {
+    bool ok = load_checked(path, model, opt, vocab, meta, err);
+    if (!ok) metadata_free(meta); /* a failed load leaves the caller nothing to free */
+    return ok;
+}
+
 /* ---- Training ------------------------------------------------------------------------ */
 
 /* What a run holds besides its settings. */
@@ -203,6 +214,8 @@ typedef struct {
     Rng data_rng, model_rng;
     BatchSampler sampler;
     long start_step;
+    double loss_sum; /* training loss since the last metrics row */
+    long loss_count;
     char checkpoint[4096];
 } Run;
 
@@ -221,7 +234,9 @@ static bool run_prepare_model(Run *run, const RecursiveSettings *s, Error *err) 
                     (run->opt.kind == OPTIMIZER_ADAM) == (s->optimizer == RECURSIVE_OPT_ADAM);
         Rng saved;
         long step = 0;
-        bool ok = metadata_get_int(&meta, "step", &step, err) && metadata_get_rng(&meta, "rng.data", &saved, err);
+        bool ok = metadata_get_int(&meta, "step", &step, err) && metadata_get_rng(&meta, "rng.data", &saved, err) &&
+                  metadata_get_double(&meta, "train.loss_sum", &run->loss_sum, err) &&
+                  metadata_get_int(&meta, "train.loss_count", &run->loss_count, err);
         metadata_free(&meta);
         if (!ok) return false;
         if (!same)
@@ -362,19 +377,26 @@ static void final_report(Run *run, const RecursiveSettings *s, long steps, doubl
     printf("\n");
 }
 
-int recursive_train(const RecursiveSettings *s) {
+int recursive_train(const RecursiveSettings *s, const Option *options, int count) {
     Error err;
     threads_set(s->common.threads);
-    if (!make_directory(s->common.out, &err)) return fail(&err);
     Run run;
     if (!run_prepare(&run, s, &err)) {
         run_free(&run);
         return fail(&err);
     }
+    /* Only now, with the data and any --resume checkpoint loaded: bad input
+     * leaves no run directory behind. */
     char path[4096];
+    snprintf(path, sizeof path, "%s/config.txt", s->common.out);
+    if (!make_directory(s->common.out, &err) || !options_write_config(path, options, count, &err)) {
+        run_free(&run);
+        return fail(&err);
+    }
     snprintf(path, sizeof path, "%s/metrics.csv", s->common.out);
     MetricsLog log;
-    if (!metrics_open(&log, path, "step,train_loss,val_loss,val_accuracy,val_root_accuracy,probe_binary,lr",
+    bool kept = !s->common.resume || metrics_truncate(path, run.start_step, &err);
+    if (!kept || !metrics_open(&log, path, "step,train_loss,val_loss,val_accuracy,val_root_accuracy,probe_binary,lr",
                       s->common.resume, &err)) {
         run_free(&run);
         return fail(&err);
@@ -383,8 +405,7 @@ int recursive_train(const RecursiveSettings *s) {
     const Tree **trees = xmalloc((size_t)s->common.batch * sizeof(Tree *));    /* (B) */
     Progress progress;
     progress_start(&progress, run.start_step, s->common.steps, "trees/s", s->common.quiet);
-    double loss_sum = 0, last_train_loss = 0;
-    long loss_count = 0;
+    double last_train_loss = 0;
     int status = 0;
     for (long step = run.start_step; step < s->common.steps; step++) {
         run.graph.step = step;
@@ -395,23 +416,24 @@ int recursive_train(const RecursiveSettings *s) {
             status = EXIT_RUNTIME_ERROR;
             break;
         }
-        loss_sum += loss, loss_count++;
+        run.loss_sum += loss, run.loss_count++;
         progress_update(&progress, step + 1, loss, s->common.batch);
         bool last = step + 1 == s->common.steps;
         if ((step + 1) % s->eval_every == 0 || last) {
             RecursiveMetrics dev, probe = {0};
             recursive_evaluate(&run.graph, &run.model, &run.data.dev, 64, &dev, NULL);
             if (run.data.probe.count > 0) recursive_evaluate(&run.graph, &run.model, &run.data.probe, 64, &probe, NULL);
-            last_train_loss = loss_sum / (double)loss_count;
+            last_train_loss = run.loss_sum / (double)run.loss_count;
             metrics_write(&log, (double[]){(double)(step + 1), last_train_loss, dev.loss_sum / (double)dev.roots,
                                            recursive_metric(dev.correct_nodes, dev.nodes),
                                            recursive_metric(dev.correct_roots, dev.roots),
                                            probe.binary_roots > 0 ? recursive_metric(probe.binary_correct_roots, probe.binary_roots) : -1,
                                            s->common.lr}, 7);
-            loss_sum = 0, loss_count = 0;
+            run.loss_sum = 0, run.loss_count = 0;
         }
         bool save = last || (s->common.checkpoint_every > 0 && (step + 1) % s->common.checkpoint_every == 0);
-        if (save && !recursive_save(run.checkpoint, &run.model, &run.opt, &run.vocab, s, step + 1, &run.data_rng, &err)) {
+        RecursiveTrainState state = {run.data_rng, run.loss_sum, run.loss_count};
+        if (save && !recursive_save(run.checkpoint, &run.model, &run.opt, &run.vocab, s, step + 1, &state, &err)) {
             status = fail(&err);
             break;
         }

@@ -298,7 +298,9 @@ static bool finish_tree(Reader *r, const Cursor *c, Treebank *bank, Error *err) 
     int *heights = xmalloc((size_t)tree.count * sizeof(int));
     int height = tree_heights(&tree, heights);
     free(heights);
-    if (height > TREE_MAX_DEPTH) {
+    /* A tree of height h has h + 1 levels, and the writer nests h + 1
+     * brackets: more than TREE_MAX_DEPTH could not be read back. */
+    if (height + 1 > TREE_MAX_DEPTH) {
         char message[128];
         snprintf(message, sizeof message, "tree deeper than %d levels after binarization",
                  TREE_MAX_DEPTH);
@@ -384,11 +386,20 @@ bool tree_from_sentence(const char *sentence, bool lowercase, int line, Tree *tr
     while (*p != '\0') {
         while (*p != '\0' && isspace((unsigned char)*p)) p++;
         const char *start = p;
-        while (*p != '\0' && !isspace((unsigned char)*p)) p++;
+        /* A bracket is a word of its own, as a Penn Treebank tokenizer makes
+         * it: "(a lot)" is "(" "a" "lot" ")".  Kept inside a word, it could
+         * not be written back as a tree that reads the same. */
+        if (*p == '(' || *p == ')') p++;
+        else
+            while (*p != '\0' && !isspace((unsigned char)*p) && *p != '(' && *p != ')') p++;
         if (p == start) break;
         if (list.count == TREE_MAX_DEPTH) {
             node_list_free(&list);
             return error_set(err, "line %d: sentence longer than %d words", line, TREE_MAX_DEPTH);
+        }
+        if (p - start > TREE_MAX_WORD_BYTES) { /* the same limit as in a tree */
+            node_list_free(&list);
+            return error_set(err, "line %d: word longer than %d bytes", line, TREE_MAX_WORD_BYTES);
         }
         node_add(&list, -1, -1, -1, word_copy(start, (size_t)(p - start), lowercase));
     }

@@ -515,9 +515,7 @@ static void run_metadata(const RunState *run, bool from_file, Metadata *meta) {
     metadata_set_int(meta, "step", run->step);
     metadata_set_rng(meta, "rng.data", &run->data_rng);
     metadata_set_rng(meta, "rng.teacher_forcing", &run->teacher_rng);
-    char number[64];
-    snprintf(number, sizeof number, "%.17g", run->loss_sum);
-    metadata_set(meta, "train.loss_sum", number);
+    metadata_set_double(meta, "train.loss_sum", run->loss_sum);
     metadata_set_int(meta, "train.loss_count", run->loss_count);
     if (!from_file) return;
     metadata_set_int(meta, "sampler.position", run->sampler.position);
@@ -533,14 +531,12 @@ static void run_metadata(const RunState *run, bool from_file, Metadata *meta) {
 }
 
 static bool run_from_metadata(const Metadata *meta, bool from_file, RunState *run, Error *err) {
-    const char *sum = metadata_get(meta, "train.loss_sum");
     if (!metadata_get_int(meta, "step", &run->step, err) ||
         !metadata_get_rng(meta, "rng.data", &run->data_rng, err) ||
         !metadata_get_rng(meta, "rng.teacher_forcing", &run->teacher_rng, err) ||
+        !metadata_get_double(meta, "train.loss_sum", &run->loss_sum, err) ||
         !metadata_get_int(meta, "train.loss_count", &run->loss_count, err))
         return false;
-    if (sum == NULL) return error_set(err, "checkpoint metadata lacks train.loss_sum");
-    run->loss_sum = strtod(sum, NULL);
     if (!from_file) return true;
     long position, epoch;
     const char *order = metadata_get(meta, "sampler.order");
@@ -706,15 +702,17 @@ typedef struct {
     MetricsLog batches; /* train_loss.csv: a row every step            */
 } RunLogs;
 
-static void logs_open(const Seq2seqSettings *s, RunLogs *logs) {
+static void logs_open(const Seq2seqSettings *s, long step, RunLogs *logs) {
     char path[4096];
     Error err;
     snprintf(path, sizeof path, "%s/metrics.csv", s->common.out);
+    if (s->common.resume && !metrics_truncate(path, step, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
     if (!metrics_open(&logs->metrics, path,
                       "step,train_loss,val_loss,val_token_accuracy,val_exact_match,val_bleu,lr",
                       s->common.resume, &err))
         error_exit(&err, EXIT_RUNTIME_ERROR);
     snprintf(path, sizeof path, "%s/train_loss.csv", s->common.out);
+    if (s->common.resume && !metrics_truncate(path, step, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
     if (!metrics_open(&logs->batches, path, "step,train_loss", s->common.resume, &err))
         error_exit(&err, EXIT_RUNTIME_ERROR);
 }
@@ -727,7 +725,7 @@ static bool run_session(Graph *g, Seq2seqModel *m, Optimizer *opt, const Seq2seq
     StepBuffers buffers;
     step_buffers_init(&buffers, d, s->common.batch);
     RunLogs logs;
-    logs_open(s, &logs);
+    logs_open(s, run->step, &logs);
     Progress progress;
     progress_start(&progress, run->step, s->common.steps, "seq/s", s->common.quiet);
     bool finite = true;
@@ -743,7 +741,8 @@ static bool run_session(Graph *g, Seq2seqModel *m, Optimizer *opt, const Seq2seq
         run->loss_sum += loss, run->loss_count++;
         metrics_write(&logs.batches, (double[]){(double)run->step, loss}, 2);
         progress_update(&progress, run->step, loss, s->common.batch);
-        if (run->step % s->eval_every == 0 || run->step == last) {
+        /* Not at a --stop-at step: the resumed run logs what one run would. */
+        if (run->step % s->eval_every == 0 || run->step == s->common.steps) {
             *val = seq2seq_evaluate(g, m, &d->validation, 256, 1, 0.0f);
             *train_loss = run->loss_sum / (double)run->loss_count;
             metrics_write(&logs.metrics, (double[]){(double)run->step, *train_loss, val->loss,
@@ -761,8 +760,8 @@ static bool run_session(Graph *g, Seq2seqModel *m, Optimizer *opt, const Seq2seq
     return finite;
 }
 
-/* The run directory is created only once the data has loaded, so a bad
- * --data file leaves nothing behind. */
+/* The run directory is created only once the data and any --resume
+ * checkpoint have loaded, so bad input leaves nothing behind. */
 static void create_run_directory(const Seq2seqSettings *s, const Option *options, int count) {
     char path[4096];
     Error err;
@@ -776,7 +775,6 @@ int seq2seq_train(const Seq2seqSettings *s, const Option *options, int option_co
     threads_set(s->common.threads);
     Seq2seqData data;
     if (!seq2seq_data_build(s, &data, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
-    create_run_directory(s, options, option_count);
     if (data.from_file && s->common.batch > data.train.count && !s->common.quiet)
         fprintf(stderr, "note: --batch %d is larger than the %d training pairs; batches repeat pairs\n",
                 s->common.batch, data.train.count);
@@ -801,6 +799,7 @@ int seq2seq_train(const Seq2seqSettings *s, const Option *options, int option_co
         if (!resume_from(from, &model, &opt, &data, &run, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
         if (!s->common.quiet) fprintf(stderr, "resuming %s at step %ld\n", from, run.step);
     }
+    create_run_directory(s, options, option_count);
     Graph g;
     graph_init(&g, 16 << 20, 4096);
     g.check_numerics = s->common.check_numerics;
@@ -811,7 +810,11 @@ int seq2seq_train(const Seq2seqSettings *s, const Option *options, int option_co
     double train_loss = NAN;
     int status = EXIT_RUNTIME_ERROR;
     if (run_session(&g, &model, &opt, s, &data, &run, last, checkpoint, &val, &train_loss)) {
-        if (val.count == 0) val = seq2seq_evaluate(&g, &model, &data.validation, 256, 1, 0.0f);
+        if (val.count == 0 || (run.step != s->common.steps && run.step % s->eval_every != 0)) {
+            /* A session stopped between two rows: report it without a row. */
+            val = seq2seq_evaluate(&g, &model, &data.validation, 256, 1, 0.0f);
+            if (run.loss_count > 0) train_loss = run.loss_sum / (double)run.loss_count;
+        }
         save_or_exit(checkpoint, &model, &opt, s, &data, &run);
         plot_run(&g, &model, s, &data);
         print_final(&data, run.step, train_loss, &val);

@@ -880,6 +880,34 @@ START_TEST(test_failed_write_keeps_previous_checkpoint) {
 }
 END_TEST
 
+/* A diverged run: a NaN in a weight, or an Inf in Adam's second moment,
+ * is refused with the tensor's name, and the last good checkpoint stays. */
+START_TEST(test_non_finite_values_are_not_saved) {
+    const char *dir = fresh_dir();
+    char *path = path_in(dir, "model.safetensors");
+    ParamSet ps;
+    Optimizer opt;
+    Metadata meta;
+    save_random_model(path, &ps, &opt, &meta, 32);
+    for (int which = 0; which < 2; which++) {
+        float *bad = which == 0 ? &ps.tensors[1].data[3] : &opt.moment2[ps.total - 1];
+        float saved = *bad;
+        *bad = which == 0 ? NAN : INFINITY;
+        Error err = {{0}};
+        ck_assert_msg(!checkpoint_save(path, &ps, &opt, &meta, &err), "a %s was saved", which ? "Inf" : "NaN");
+        const char *name = which == 0 ? "\"block.0.attn.weight\" holds NaN at element 3"
+                                      : "optimizer.moment2.";
+        ck_assert_msg(strstr(err.message, name) && strstr(err.message, path), "%s", err.message);
+        *bad = saved;
+        assert_checkpoint_intact(path, &ps);
+    }
+    metadata_free(&meta);
+    optimizer_free(&opt);
+    params_free(&ps);
+    free(path);
+}
+END_TEST
+
 START_TEST(test_failed_rename_removes_tmp) {
     /* The target is a non-empty directory: the temporary file is written,
      * the rename fails, and the temporary file must go. */
@@ -1002,6 +1030,7 @@ Suite *checkpoint_suite(void) {
     tcase_add_test(atomic, test_save_into_missing_directory_fails);
     tcase_add_test(atomic, test_failed_write_keeps_previous_checkpoint);
     tcase_add_test(atomic, test_failed_rename_removes_tmp);
+    tcase_add_test(atomic, test_non_finite_values_are_not_saved);
     tcase_add_checked_fixture(atomic, NULL, teardown_temp_dir);
     suite_add_tcase(suite, atomic);
     return suite;

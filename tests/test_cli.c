@@ -581,6 +581,62 @@ START_TEST(test_cli_metrics_append_to_new_or_empty_file_writes_header) {
 }
 END_TEST
 
+/* A row that cannot be written (here to /dev/full, a disk that is always
+ * full) stops the program with exit 1 and a message naming the file, rather
+ * than losing rows without a word. */
+START_TEST(test_cli_metrics_full_disk_stops) {
+    if (access("/dev/full", W_OK) != 0) return; /* not Linux: nothing to write to */
+    MetricsLog log;
+    Error err;
+    ck_assert(!metrics_open(&log, "/dev/full", "step,loss", false, &err));
+    ck_assert_msg(strstr(err.message, "/dev/full: cannot write") != NULL, "%s", err.message);
+    int pipe_ends[2];
+    ck_assert_int_eq(pipe(pipe_ends), 0);
+    fflush(NULL);
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) { /* a log whose header went through, then a full disk */
+        dup2(pipe_ends[1], STDERR_FILENO);
+        log = (MetricsLog){.file = fopen("/dev/full", "w"), .columns = 2, .path = "/dev/full"};
+        metrics_write(&log, (double[]){1, 0.5}, 2);
+        _exit(100); /* reached only if the write did not stop */
+    }
+    close(pipe_ends[1]);
+    char text[512] = "";
+    ssize_t got = read(pipe_ends[0], text, sizeof text - 1);
+    text[got > 0 ? got : 0] = '\0';
+    close(pipe_ends[0]);
+    int status;
+    ck_assert_int_eq(waitpid(child, &status, 0), child);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == EXIT_RUNTIME_ERROR);
+    ck_assert_msg(strstr(text, "/dev/full: cannot write a row: No space left on device"), "%s", text);
+}
+END_TEST
+
+/* Before a resume from step 2: rows after it go (a killed run logged them),
+ * and so does a last row cut short; a missing file is fine. */
+START_TEST(test_cli_metrics_truncate_to_checkpoint_step) {
+    const char *dir = test_temp_dir("cli");
+    char path[600];
+    snprintf(path, sizeof path, "%s/metrics.csv", dir);
+    Error err;
+    ck_assert_msg(metrics_truncate(path, 2, &err), "%s", err.message);
+    ck_assert_int_ne(access(path, F_OK), 0);
+    FILE *file = fopen(path, "w");
+    fputs("step,loss\n1,0.5\n2,0.25\n3,0.125\n4,0.0", file);
+    fclose(file);
+    ck_assert_msg(metrics_truncate(path, 2, &err), "%s", err.message);
+    ck_assert_str_eq(read_whole_file(path), "step,loss\n1,0.5\n2,0.25\n");
+    file = fopen(path, "a");
+    fputs("3,0.1", file); /* cut short: no newline */
+    fclose(file);
+    ck_assert_msg(metrics_truncate(path, 5, &err), "%s", err.message);
+    ck_assert_str_eq(read_whole_file(path), "step,loss\n1,0.5\n2,0.25\n");
+    ck_assert_msg(metrics_truncate(path, 0, &err), "%s", err.message);
+    ck_assert_str_eq(read_whole_file(path), "step,loss\n");
+}
+END_TEST
+
 START_TEST(test_cli_metrics_errors) {
     const char *dir = test_temp_dir("cli");
     char path[600];
@@ -630,6 +686,8 @@ Suite *cli_suite(void) {
     tcase_add_test(output, test_cli_metrics_header_rows_and_append);
     tcase_add_test(output, test_cli_metrics_append_to_new_or_empty_file_writes_header);
     tcase_add_test(output, test_cli_metrics_errors);
+    tcase_add_test(output, test_cli_metrics_truncate_to_checkpoint_step);
+    tcase_add_test(output, test_cli_metrics_full_disk_stops);
     suite_add_tcase(suite, output);
     return suite;
 }

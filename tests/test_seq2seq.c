@@ -23,6 +23,7 @@
 
 #include "gradcheck.h"
 #include "../seq2seq/seq2seq.h"
+#include "program_runs.h"
 #include "test_suites.h"
 
 /* ---- Helpers ------------------------------------------------------------------ */
@@ -602,6 +603,8 @@ static void assert_same_run(const char *dir_a, const char *dir_b) {
     ck_assert(oa.step == ob.step);
     optimizer_free(&oa), optimizer_free(&ob);
     seq2seq_model_free(&a), seq2seq_model_free(&b);
+    char why[1024]; /* and the rest: metadata, metrics.csv, train_loss.csv */
+    ck_assert_msg(runs_identical(dir_a, dir_b, why, sizeof why), "%s", why);
 }
 
 static const char SMALL_RUN[] =

@@ -208,36 +208,43 @@ static bool load_toy(TransformerData *d, const TransformerDataOptions *o, Rng *r
 
 /* ==== Text files and word lists ========================================================== */
 
-static bool read_text(const char *path, char **text, size_t *size, Error *err) {
-    if (!file_read_all(path, DATA_MAX_FILE_BYTES, text, size, err)) return false;
-    if (*size == 0) {
-        free(*text);
-        return error_set(err, "%s: the file is empty; expected text", path);
-    }
-    if (text_is_binary(*text, *size)) {
-        free(*text);
+/* Not empty, no NUL byte, valid UTF-8. */
+static bool check_text(const char *path, const char *text, size_t size, Error *err) {
+    if (size == 0) return error_set(err, "%s: the file is empty; expected text", path);
+    if (text_is_binary(text, size))
         return error_set(err, "%s: looks like a binary file (it holds NUL bytes); expected text",
                          path);
-    }
-    long bad = utf8_first_invalid(*text, *size);
-    if (bad >= 0) {
-        free(*text);
+    long bad = utf8_first_invalid(text, size);
+    if (bad >= 0)
         return error_set(err, "%s: invalid UTF-8 at byte %ld; expected UTF-8 text", path, bad);
-    }
     return true;
+}
+
+static bool read_text(const char *path, char **text, size_t *size, Error *err) {
+    if (!file_read_all(path, DATA_MAX_FILE_BYTES, text, size, err)) return false;
+    if (check_text(path, *text, *size, err)) return true;
+    free(*text);
+    return false;
+}
+
+bool transformer_text_parse(TransformerData *d, const char *path, const char *text, size_t size,
+                            Error *err) {
+    if (!check_text(path, text, size, err)) return false;
+    d->kind = TRANSFORMER_STREAM;
+    vocab_add_chars(&d->vocab, text, size, err); /* valid UTF-8 was checked above */
+    d->stream = xmalloc((size + 1) * sizeof(int));
+    d->stream_length = vocab_encode_chars(&d->vocab, text, size, d->stream, (int)size, err);
+    return d->stream_length > 0;
 }
 
 static bool load_text(TransformerData *d, const TransformerDataOptions *o, Error *err) {
     if (o->data_path == NULL) return error_set(err, "--task text needs --data FILE");
     char *text;
     size_t size;
-    if (!read_text(o->data_path, &text, &size, err)) return false;
-    d->kind = TRANSFORMER_STREAM;
-    vocab_add_chars(&d->vocab, text, size, err); /* valid UTF-8 was checked above */
-    d->stream = xmalloc((size + 1) * sizeof(int));
-    d->stream_length = vocab_encode_chars(&d->vocab, text, size, d->stream, (int)size, err);
+    if (!file_read_all(o->data_path, DATA_MAX_FILE_BYTES, &text, &size, err)) return false;
+    bool ok = transformer_text_parse(d, o->data_path, text, size, err);
     free(text);
-    return d->stream_length > 0;
+    return ok;
 }
 
 static bool is_plain_word(const char *line, size_t length) {

@@ -264,6 +264,8 @@ typedef struct {
     MetricsLog log;
     char checkpoint_path[4096];
     long step; /* steps done */
+    double loss_sum; /* training loss since the last metrics row, kept across --resume */
+    long loss_count;
 } Run;
 
 static void run_save(Run *r) {
@@ -272,31 +274,12 @@ static void run_save(Run *r) {
     transformer_metadata_write(&meta, &r->model, &r->data, &r->data_options, r->step);
     metadata_set_rng(&meta, "rng.batches", &r->batch_rng);
     metadata_set_rng(&meta, "rng.dropout", &r->dropout_rng);
+    metadata_set_double(&meta, "train.loss_sum", r->loss_sum);
+    metadata_set_int(&meta, "train.loss_count", r->loss_count);
     Error err;
     bool ok = checkpoint_save(r->checkpoint_path, &r->model.params, &r->opt, &meta, &err);
     metadata_free(&meta);
     if (!ok) error_exit(&err, EXIT_RUNTIME_ERROR);
-}
-
-/* Keeps only the rows of metrics.csv up to `step` (a run that stopped after
- * its last checkpoint logged a few steps that the resumed run repeats). */
-static void metrics_truncate(const char *path, long step) {
-    char *text;
-    size_t size;
-    Error err;
-    if (!file_read_all(path, DATA_MAX_FILE_BYTES, &text, &size, &err)) return;
-    size_t keep = 0;
-    for (char *line = text; line < text + size;) {
-        char *end = memchr(line, '\n', (size_t)(text + size - line));
-        if (end == NULL) break;
-        char *after;
-        long row_step = strtol(line, &after, 10);
-        if (after != line && row_step > step) break;
-        keep = (size_t)(end + 1 - text);
-        line = end + 1;
-    }
-    if (!file_write_atomic(path, text, keep, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
-    free(text);
 }
 
 static bool config_equal(const TransformerConfig *a, const TransformerConfig *b) {
@@ -325,10 +308,25 @@ static void run_resume(Run *r, const char *path) {
     long step;
     if (!metadata_get_int(&meta, "step", &step, &err) ||
         !metadata_get_rng(&meta, "rng.batches", &r->batch_rng, &err) ||
-        !metadata_get_rng(&meta, "rng.dropout", &r->dropout_rng, &err))
+        !metadata_get_rng(&meta, "rng.dropout", &r->dropout_rng, &err) ||
+        !metadata_get_double(&meta, "train.loss_sum", &r->loss_sum, &err) ||
+        !metadata_get_int(&meta, "train.loss_count", &r->loss_count, &err))
         error_exit(&err, EXIT_RUNTIME_ERROR);
     metadata_free(&meta);
     r->step = step;
+}
+
+/* The run directory and config.txt, written only once the data and any
+ * --resume checkpoint have loaded: a run that fails on bad input leaves no
+ * files behind. */
+static void run_directory_create(const TransformerTrainSettings *s) {
+    Error err;
+    if (!make_directory(s->out, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
+    if (s->options == NULL) return;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.txt", s->out);
+    if (!options_write_config(path, s->options, s->option_count, &err))
+        error_exit(&err, EXIT_RUNTIME_ERROR);
 }
 
 /* Data, model, optimizer and buffers; exits with a message on bad input. */
@@ -355,13 +353,6 @@ static void run_setup(Run *r, const TransformerTrainSettings *s) {
                 s->data.data_path ? s->data.data_path : transformer_task_name(s->data.task),
                 r->data.stream_length, T, T + 1);
         exit(EXIT_RUNTIME_ERROR);
-    }
-    if (!make_directory(s->out, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
-    if (s->options) { /* only now: a run that fails on bad input leaves no files */
-        char path[4096];
-        snprintf(path, sizeof path, "%s/config.txt", s->out);
-        if (!options_write_config(path, s->options, s->option_count, &err))
-            error_exit(&err, EXIT_RUNTIME_ERROR);
     }
     threads_set(s->threads);
     Rng init_rng;
@@ -428,14 +419,13 @@ int transformer_train(const TransformerTrainSettings *s) {
             run_free(&r);
             return EXIT_USAGE_ERROR;
         }
-        metrics_truncate(path, r.step);
+        if (!metrics_truncate(path, r.step, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
     }
+    run_directory_create(s);
     if (!metrics_open(&r.log, path, METRICS_HEADER, s->resume, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
     int T = r.batch.time;
     Progress progress;
     progress_start(&progress, r.step, s->steps, "tok/s", s->quiet);
-    double loss_sum = 0;
-    int loss_count = 0;
     float last_loss = 0;
     TransformerEval eval = {0};
     long stop = s->stop_after > 0 && s->stop_after < s->steps ? s->stop_after : s->steps;
@@ -450,15 +440,15 @@ int transformer_train(const TransformerTrainSettings *s) {
             run_free(&r);
             return EXIT_RUNTIME_ERROR;
         }
-        loss_sum += last_loss, loss_count++;
+        r.loss_sum += last_loss, r.loss_count++;
         progress_update(&progress, r.step, last_loss, (double)s->batch * T);
         bool evaluate = r.step % s->eval_every == 0 || r.step == s->steps;
         if (evaluate) eval = transformer_evaluate(&r.g, &r.model, &r.data, s->eval_batches, &r.validation_batch);
         if (evaluate || r.step % s->log_every == 0) {
-            double row[5] = {(double)r.step, loss_sum / loss_count, evaluate ? eval.loss : NAN,
+            double row[5] = {(double)r.step, r.loss_sum / (double)r.loss_count, evaluate ? eval.loss : NAN,
                              evaluate ? eval.accuracy : NAN, lr};
             metrics_write(&r.log, row, 5);
-            loss_sum = 0, loss_count = 0;
+            r.loss_sum = 0, r.loss_count = 0;
         }
         if (s->checkpoint_every > 0 && r.step % s->checkpoint_every == 0) run_save(&r);
     }

@@ -235,6 +235,12 @@ typedef struct {
 bool transformer_data_load(TransformerData *data, const TransformerDataOptions *options,
                            bool encoder, Error *err);
 void transformer_data_free(TransformerData *data);
+/* --task text from text[0..size) in memory (transformer_data_load reads
+ * --data, then calls this): checks it is non-empty UTF-8 text without NUL
+ * bytes, builds the character vocabulary into data->vocab (which may already
+ * hold tokens) and the stream of ids.  `path` only names it in errors. */
+bool transformer_text_parse(TransformerData *data, const char *path, const char *text,
+                            size_t size, Error *err);
 /* The sequence length T a batch of this data needs (at most `context`). */
 int transformer_data_time(const TransformerData *data, int context);
 /* The category of a word of the toy language ("animal", "plant", ...), or NULL. */
