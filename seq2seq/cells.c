@@ -23,55 +23,26 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "fastmath.h"
 #include "seq2seq.h"
 
-/* ---- exp, sigmoid, tanh that the compiler can vectorize ----------------------
+/* ---- sigmoid and tanh that the compiler can vectorize ------------------------
  * glibc's expf and tanhf are calls the compiler cannot turn into vector code,
- * and in a profile of a GRU step they cost more than the matmuls.  This exp
- * is branch-free, so the loops below vectorize:
- *   e^x = 2^k e^r,  k = round(x / ln 2),  r = x - k ln 2 in [-ln2/2, ln2/2],
- * with ln 2 split in two parts (Cody and Waite) so that r is exact, e^r from
- * a degree-7 polynomial (Cephes' expf coefficients, relative error about
- * 1e-7), and 2^k written straight into the exponent bits.
- * Adding 1.5 * 2^23 rounds x / ln 2 to an integer and leaves that integer in
- * the low mantissa bits, which avoids a float-to-int conversion.  NaN stays
- * NaN.  tests/test_seq2seq.c compares both functions with libm. */
-typedef union {
-    float f;
-    uint32_t u;
-} FloatBits; /* reading the other member reinterprets the bits (C11 6.5.2.3) */
-
-static inline float exp_approx(float x) {
-    x = x < -87.0f ? -87.0f : x; /* e^-87 is near the smallest normal float */
-    x = x > 88.0f ? 88.0f : x;   /* e^88 is near the largest float          */
-    const float shifter = 12582912.0f; /* 1.5 * 2^23 */
-    FloatBits shifted = {.f = x * 1.44269504088896341f + shifter};
-    float k = shifted.f - shifter;
-    float r = x - k * 0.693359375f; /* ln 2 = 0.693359375 - 2.12194440e-4 */
-    r = r + k * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    FloatBits scale = {.u = (shifted.u - 0x4B400000u + 127u) << 23}; /* 2^k */
-    return p * scale.f;
-}
-
+ * and in a profile of a GRU step they cost more than the matmuls.  Both are
+ * built on common/fastmath.h's branch-free exp_fast, so the loops below
+ * vectorize.  tests/test_seq2seq.c compares them with libm. */
 static inline float sigmoid(float x) {
-    return 1.0f / (1.0f + exp_approx(-x));
+    return 1.0f / (1.0f + exp_fast(-x));
 }
 
 /* tanh x = 2 sigmoid(2x) - 1: absolute error about 1e-7 (near 0 the
  * subtraction loses the relative accuracy, not the absolute one). */
 static inline float tanh_approx(float x) {
-    return 2.0f / (1.0f + exp_approx(-2.0f * x)) - 1.0f;
+    return 2.0f / (1.0f + exp_fast(-2.0f * x)) - 1.0f;
 }
 
 /* Exposed for the tests. */
-float seq2seq_exp(float x) { return exp_approx(x); }
+float seq2seq_sigmoid(float x) { return sigmoid(x); }
 float seq2seq_tanh(float x) { return tanh_approx(x); }
 
 /* The op's result: the caller's view when given (checked), else a new tensor. */

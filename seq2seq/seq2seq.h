@@ -79,7 +79,7 @@ Tensor *seq2seq_context(Graph *g, Tensor *weights, Tensor *memory);
 Tensor *seq2seq_hidden_states(Graph *g, Tensor *states, bool batch_major);
 /* The vectorizable e^x and tanh x of the cells (relative error ~1e-7;
  * tanh absolute ~1e-7). */
-float seq2seq_exp(float x);
+float seq2seq_sigmoid(float x);
 float seq2seq_tanh(float x);
 /* Copies src into dst (a view into a larger tensor, e.g. one step of a
  * (T, B, F) stack) and returns dst; gradients flow back to src. */
