@@ -22,8 +22,8 @@ for config in mnist small; do $MEASURE "$BIN/autoencoder" bench --config "$confi
 {
     echo "| program run | peak RSS (MiB) |"
     echo "|---|---|"
-    # KiB -> MiB; the command without the bin/ prefix and the long run flags
-    awk -F'\t' '{ cmd = $2; sub(/^[^ ]*\//, "", cmd); gsub(/ --(threads|plot-term|quiet)( [^ -][^ ]*)?/, "", cmd);
+    # KiB -> MiB; the command without the bin/ prefix and the output flags
+    awk -F'\t' '{ cmd = $2; sub(/^[^ ]*\//, "", cmd); gsub(/ --(plot-term|quiet)( [^ -][^ ]*)?/, "", cmd);
                   printf "| `%s` | %.1f |\n", cmd, $1 / 1024 }' "$RAW"
 } >"$OUT/peak-rss.md"
 cat "$OUT/peak-rss.md"
