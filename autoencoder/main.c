@@ -431,7 +431,8 @@ static int command_sample(AutoencoderSettings *s) {
         snprintf(suffix, sizeof suffix, "-%d", i);
         write_image_pair(prefix, suffix, pixels + (size_t)i * l.D, height, width);
     }
-    printf("%d samples drawn; the grid is %s/samples.png\n", s->samples, s->common.out);
+    printf("%d samples drawn; the grid is %s/samples.{dat,gp%s}\n", s->samples, s->common.out,
+           target.term == PLOT_TERM_PNG ? ",png" : "");
     free(pixels);
     loaded_free(&l);
     return 0;

@@ -21,7 +21,7 @@
 #include "sentiment.h"
 
 static const char USAGE[] =
-    "recursive_nn <command> [options]\n"
+    "usage: recursive_nn <command> [options]\n"
     "Recursive tree networks (TreeRNN, RNTN) and a bag-of-words baseline for sentiment.\n"
     "commands:\n"
     "  train     train on a task (--task sentiment|arith, or --data DIR / --train FILE)\n"
@@ -292,7 +292,7 @@ static int command_predict(int argc, char **argv) {
             status = runtime_error(&err);
             break;
         }
-        fprintf(stderr, "drew %s/%s.png\n", s.common.out, stem);
+        fprintf(stderr, "drew %s/%s.{dat,gp%s}\n", s.common.out, stem, target.term == PLOT_TERM_PNG ? ",png" : "");
     }
     for (int t = 0; t < bank.count; t++) free(predictions[t]);
     free(predictions);
