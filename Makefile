@@ -148,6 +148,11 @@ deps-demo:
 deps-test:
 	@sh .ci/ensure-packages $(TEST_PACKAGES)
 
+# OpenMP threads that wait for each other by spinning (the default) slow a
+# 2-thread run down 5x when another program takes a core; sleeping costs
+# about 10% on a quiet machine (README "Performance").  The demos and tests
+# sleep unless OMP_WAIT_POLICY says otherwise; `make bench` keeps the default.
+demo test: export OMP_WAIT_POLICY ?= passive
 demo: deps-demo
 	@$(MAKE) --no-print-directory all
 	$(RUN) ./$(BIN)/spiral train --out runs/spiral
