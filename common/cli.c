@@ -379,6 +379,19 @@ bool options_write_config(const char *path, const Option *options, int count, Er
 
 /* ==== 4. The options every program shares ====================================== */
 
+int options_select(const Option *options, int count, const char *const *names, Option *selected) {
+    int chosen = 0, wanted = 0;
+    for (; names[wanted] != NULL; wanted++) {
+        bool found = false;
+        for (int i = 0; i < count && !found; i++) found = strcmp(options[i].name, names[wanted]) == 0;
+        if (!found) fatal("options_select: no option --%s in the table", names[wanted]);
+    }
+    for (int i = 0; i < count; i++)
+        for (int n = 0; n < wanted; n++)
+            if (strcmp(options[i].name, names[n]) == 0) selected[chosen++] = options[i];
+    return chosen;
+}
+
 void common_options_table(CommonOptions *common, Option *options) {
     const Option table[COMMON_OPTION_COUNT] = {
         {"task", OPTION_STRING, &common->task, "built-in task to train on (see the README)",

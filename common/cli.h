@@ -71,6 +71,11 @@ enum { COMMON_OPTION_COUNT = 15 };
 /* Fills options[0..COMMON_OPTION_COUNT) pointing into `common`.  The caller
  * sets the defaults in `common` first (they differ between models). */
 void common_options_table(CommonOptions *common, Option *options);
+/* Copies to `selected`, in table order, the options of `options` (count of
+ * them) named in `names` (NULL-terminated), and returns how many: a command
+ * that reads only some common options shows only those in --help.  A name
+ * missing from the table is a bug: fatal. */
+int options_select(const Option *options, int count, const char *const *names, Option *selected);
 
 /* ---- Progress --------------------------------------------------------------- */
 

@@ -131,6 +131,29 @@ START_TEST(test_cli_defaults_stay_when_not_given) {
 }
 END_TEST
 
+/* options_select keeps the named options in the table's order, and a
+ * command parsing with the selection rejects the others as unknown. */
+START_TEST(test_cli_select_keeps_named_options_in_table_order) {
+    TestValues v;
+    Option options[TEST_OPTION_COUNT], selected[TEST_OPTION_COUNT];
+    test_table(&v, options);
+    const char *const names[] = {"cell", "steps", NULL};
+    int count = options_select(options, TEST_OPTION_COUNT, names, selected);
+    ck_assert_int_eq(count, 2);
+    ck_assert_str_eq(selected[0].name, "steps");
+    ck_assert_str_eq(selected[1].name, "cell");
+    char *argv[] = {"prog", "cmd", "--cell", "lstm", "--steps", "7", NULL};
+    bool help;
+    Error err;
+    ck_assert_msg(options_parse(6, argv, 2, selected, count, &help, &err), "%s", err.message);
+    ck_assert_int_eq(v.steps, 7);
+    ck_assert_int_eq(v.cell, 1);
+    char *rejected[] = {"prog", "cmd", "--lr", "0.1", NULL};
+    ck_assert(!options_parse(4, rejected, 2, selected, count, &help, &err));
+    ck_assert_msg(strstr(err.message, "unknown option '--lr'") != NULL, "%s", err.message);
+}
+END_TEST
+
 START_TEST(test_cli_range_edges_are_inclusive) {
     TestValues v;
     Error err;
@@ -661,6 +684,7 @@ Suite *cli_suite(void) {
     tcase_add_test(parse, test_cli_parses_every_kind_space_form);
     tcase_add_test(parse, test_cli_parses_equals_form);
     tcase_add_test(parse, test_cli_defaults_stay_when_not_given);
+    tcase_add_test(parse, test_cli_select_keeps_named_options_in_table_order);
     tcase_add_test(parse, test_cli_range_edges_are_inclusive);
     tcase_add_test(parse, test_cli_help_is_reported);
     tcase_add_test(parse, test_cli_rejects_bad_integers);

@@ -263,9 +263,16 @@ static int prompt_ids(const Settings *s, const Metadata *meta, const Vocab *voca
  * classify, plot): the common ones plus the generation ones. */
 static void parse_inference_options(int argc, char **argv, const char *usage, Settings *s) {
     settings_defaults(s);
-    Option options[64];
-    common_options_table(&s->common, options);
-    int count = COMMON_OPTION_COUNT + generation_options(s, options + COMMON_OPTION_COUNT);
+    /* Only the common options these commands read: --task and --data name
+     * the default run directory (runs/transformer-<task>), the others are
+     * for training and would be silently ignored. */
+    static const char *const read_by_inference[] = {"task",    "data",      "out",  "checkpoint",
+                                                     "seed",    "threads",   "plot-term",
+                                                     "quiet",   NULL};
+    Option common[COMMON_OPTION_COUNT], options[64];
+    common_options_table(&s->common, common);
+    int count = options_select(common, COMMON_OPTION_COUNT, read_by_inference, options);
+    count += generation_options(s, options + count);
     options_parse_or_exit(argc, argv, 2, options, count, usage);
     settings_finish(s);
 }
