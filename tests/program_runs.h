@@ -1,5 +1,5 @@
 /* tests/program_runs.h: helpers for the tests that run the programs as a
- * user would (test_bad_inputs.c, test_faults.c, test_resume.c): tiny
+ * user would (test_bad_inputs.c, test_faults.c, the resume tests): tiny
  * settings of each architecture, starting and waiting for a program with
  * its stdout and stderr kept apart, and comparing two checkpoints bit for
  * bit.
