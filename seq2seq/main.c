@@ -46,11 +46,12 @@ static const OptionUse COMMON_USE[] = {
 static int build_options(Seq2seqSettings *s, int command, Option *options) {
     Option common[COMMON_OPTION_COUNT];
     common_options_table(&s->common, common);
-    int count = 0;
-    for (int i = 0; i < COMMON_OPTION_COUNT; i++)
-        for (size_t u = 0; u < sizeof COMMON_USE / sizeof COMMON_USE[0]; u++)
-            if (strcmp(common[i].name, COMMON_USE[u].name) == 0 && (COMMON_USE[u].commands & command))
-                options[count++] = common[i];
+    const char *names[sizeof COMMON_USE / sizeof COMMON_USE[0] + 1]; /* NULL-terminated */
+    int named = 0;
+    for (size_t u = 0; u < sizeof COMMON_USE / sizeof COMMON_USE[0]; u++)
+        if (COMMON_USE[u].commands & command) names[named++] = COMMON_USE[u].name;
+    names[named] = NULL;
+    int count = options_select(common, COMMON_OPTION_COUNT, names, options);
     const int MODEL = CMD_TRAIN | CMD_BENCH | CMD_PARITY, DECODE = CMD_EVAL | CMD_TRANSLATE;
     const struct { Option option; int commands; } own[] = {
         {{"cell", OPTION_CHOICE, &s->cell, "recurrent cell of encoder and decoder", "gru|lstm", 0, 0}, MODEL},
