@@ -168,7 +168,7 @@ static Product product_of_item(const MatmulSpec *spec, int item) {
         .accumulate = spec->accumulate,
         .bias = spec->bias,
         .b_packed = spec->packed_b,
-        .b_packed_slivers = (spec->N + NR - 1) / NR,
+        .b_packed_slivers = ceil_div(spec->N, NR),
     };
     return product;
 }
@@ -253,6 +253,15 @@ static void transpose_8x8(const float *const rows[8], int p, float *out, int out
                          _mm256_permute2f128_ps(u[q], u[q + 4], 0x31));
     }
 }
+
+/* out[p*out_stride + i] = rows[i][p] for p < kc, i < 8: 8x8 blocks, then
+ * the last kc % 8 values one by one. */
+static void transpose_8_rows(const float *const rows[8], int kc, float *out, int out_stride) {
+    int p = 0;
+    for (; p + 8 <= kc; p += 8) transpose_8x8(rows, p, &out[p * out_stride], out_stride);
+    for (; p < kc; p++)
+        for (int i = 0; i < 8; i++) out[p * out_stride + i] = rows[i][p];
+}
 #endif
 
 /* Copies b[k0:k0+kc, j0:j0+NR] to sliver (kc,NR): sliver[p*NR + j], zero
@@ -281,10 +290,7 @@ static void pack_b_sliver(const MatrixView *b, int N, int k0, int kc, int j0, fl
                 const float *rows[8];
                 for (int i = 0; i < 8; i++)
                     rows[i] = &b->data[(long)(j0 + jb + i) * b->col_stride + k0];
-                int p = 0;
-                for (; p + 8 <= kc; p += 8) transpose_8x8(rows, p, &sliver[p * NR + jb], NR);
-                for (; p < kc; p++)
-                    for (int i = 0; i < 8; i++) sliver[p * NR + jb + i] = rows[i][p];
+                transpose_8_rows(rows, kc, &sliver[jb], NR);
             }
             return;
         }
@@ -307,10 +313,7 @@ static void pack_a_sliver(const MatrixView *a, int M, int k0, int kc, int i0, fl
     if (a->col_stride == 1 && height == MR) {
         const float *rows[8];
         for (int i = 0; i < 8; i++) rows[i] = &a->data[(i0 + i) * a->row_stride + k0];
-        int p = 0;
-        for (; p + 8 <= kc; p += 8) transpose_8x8(rows, p, &sliver[p * MR], MR);
-        for (; p < kc; p++)
-            for (int i = 0; i < MR; i++) sliver[p * MR + i] = rows[i][p];
+        transpose_8_rows(rows, kc, sliver, MR);
         return;
     }
 #endif

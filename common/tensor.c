@@ -595,14 +595,18 @@ static void add_bias_backward(TapeEntry *entry) {
 enum { LINEAR_FEW_ROWS = 4 };
 
 /* Two copies, one after the other: W^T (In, Out) for forward's x W^T, then
- * W (Out, In) for backward's dx = dy W. */
+ * W (Out, In) for backward's dx = dy W, which starts here. */
+static float *packed_weight_for_backward(const float *packed_weight, int In, int Out) {
+    return (float *)(packed_weight + matmul_packed_b_floats(In, Out));
+}
+
 const float *linear_pack_weight(Graph *g, const Tensor *weight) {
     int In = weight->shape[1], Out = weight->shape[0];
-    size_t forward_floats = matmul_packed_b_floats(In, Out);
     float *packed = arena_alloc(
-        &g->arena, (forward_floats + matmul_packed_b_floats(Out, In)) * sizeof(float));
-    matmul_pack_b(weight->data, In, true, In, Out, packed);                   /* W^T */
-    matmul_pack_b(weight->data, In, false, Out, In, packed + forward_floats); /* W   */
+        &g->arena, (matmul_packed_b_floats(In, Out) + matmul_packed_b_floats(Out, In)) *
+                       sizeof(float));
+    matmul_pack_b(weight->data, In, true, In, Out, packed);                            /* W^T */
+    matmul_pack_b(weight->data, In, false, Out, In, packed_weight_for_backward(packed, In, Out));
     return packed;
 }
 
@@ -639,7 +643,7 @@ Tensor *op_linear_packed(Graph *g, Tensor *x, Tensor *weight, const float *packe
     if (grad) {
         TapeEntry *entry = tape_record(g, OP_LINEAR, out, x, weight, bias);
         if (packed_weight) /* backward's copy of W (see linear_pack_weight) */
-            entry->saved = (float *)(packed_weight + matmul_packed_b_floats(In, Out));
+            entry->saved = packed_weight_for_backward(packed_weight, In, Out);
     }
     check_finite(g, OP_LINEAR, out, out->data, "values");
     return out;
