@@ -188,5 +188,8 @@ compile_commands.json:
 clean:
 	rm -rf build build-debug build-asan build-valgrind build-fuzz bin
 
-# (build/assignment holds generated coursework trees, each with its own build.)
--include $(shell find build build-debug build-asan -path build/assignment -prune -o -name '*.d' -print 2>/dev/null)
+# Header dependencies of every build tree (build/, build-asan/, build-debug/,
+# build-valgrind/, build-fuzz/), so that a changed header rebuilds the objects
+# of whichever tree is being built.  (build/assignment holds generated
+# coursework trees, each with its own build.)
+-include $(shell find build build-* -path build/assignment -prune -o -name '*.d' -print 2>/dev/null)
