@@ -326,8 +326,8 @@ static void pack_a_sliver(const MatrixView *a, int M, int k0, int kc, int i0, fl
         const float *column = &a->data[(long)k0 * a->col_stride + i0];
         for (int p = 0; p < kc; p++, column += a->col_stride) {
             float *out = &sliver[p * MR];
-            if (height == MR) { /* a plain loop: a memcpy call costs more than MR floats */
-                for (int i = 0; i < MR; i++) out[i] = column[i];
+            if (height == MR) { /* a fixed-size memcpy: one vector load and store */
+                memcpy(out, column, MR * sizeof(float));
             } else {
                 for (int i = 0; i < height; i++) out[i] = column[i];
             }
