@@ -337,13 +337,16 @@ static void pack_a_sliver(const MatrixView *a, int M, int k0, int kc, int i0, fl
 
 /* ---- The micro-kernel ------------------------------------------------------- */
 
-static inline FloatVec vec_load(const float *from) {
-    FloatVec v;
-    memcpy(&v, from, sizeof v); /* an unaligned vector load */
-    return v;
-}
+/* Unaligned vector loads and stores, through a vector type that may sit at
+ * any float's address and alias floats.  (memcpy into a FloatVec does the
+ * same, but taking the accumulators' addresses made gcc keep a copy of them
+ * on the stack.) */
+typedef float UnalignedFloatVec
+    __attribute__((vector_size(VEC_FLOATS * sizeof(float)), aligned(sizeof(float)), may_alias));
 
-static inline void vec_store(float *to, FloatVec v) { memcpy(to, &v, sizeof v); }
+static inline FloatVec vec_load(const float *from) { return *(const UnalignedFloatVec *)from; }
+
+static inline void vec_store(float *to, FloatVec v) { *(UnalignedFloatVec *)to = v; }
 
 /* Where the micro-kernel finds an (MR,kc) sliver of A: element (i,p) at
  * data[i * row_stride + p * k_stride].  A packed sliver has strides (1,MR);
@@ -366,22 +369,31 @@ typedef struct {
 FUSE_MULTIPLY_ADD
 static inline void micro_kernel(int kc, ASliver a, const float *restrict b, long ldb,
                                 float *restrict c, long ldc, bool load_c, const float *bias) {
+    /* The starting sums, row i at start[i * start_stride]: C itself, the
+     * bias in every row, or zeros.  One unconditional load per accumulator,
+     * so that the compiler keeps them in registers from here on (a choice
+     * per accumulator made gcc build them on the stack and reload them). */
+    static const float zeros[NR];
+    const float *start = load_c ? c : bias ? bias : zeros;
+    long start_stride = load_c ? ldc : 0;
     FloatVec acc[MR][NR_VECS];
     for (int i = 0; i < MR; i++) {
         for (int v = 0; v < NR_VECS; v++) {
-            acc[i][v] = load_c ? vec_load(&c[i * ldc + v * VEC_FLOATS])
-                        : bias ? vec_load(&bias[v * VEC_FLOATS]) : (FloatVec){0};
+            acc[i][v] = vec_load(&start[i * start_stride + v * VEC_FLOATS]);
         }
     }
     const float *restrict a_data = a.data;
-    for (int p = 0; p < kc; p++) {
+    /* kc >= 1 always (K = 0 never reaches a kernel): a do-while says so, and
+     * spares gcc a path around the loop that kept the sums on the stack. */
+    int p = 0;
+    do {
         FloatVec b_row[NR_VECS];
         for (int v = 0; v < NR_VECS; v++) b_row[v] = vec_load(&b[p * ldb + v * VEC_FLOATS]);
         for (int i = 0; i < MR; i++) {
             const float a_value = a_data[i * a.row_stride + p * a.k_stride];
             for (int v = 0; v < NR_VECS; v++) acc[i][v] += a_value * b_row[v];
         }
-    }
+    } while (++p < kc);
     for (int i = 0; i < MR; i++) {
         for (int v = 0; v < NR_VECS; v++) vec_store(&c[i * ldc + v * VEC_FLOATS], acc[i][v]);
     }
