@@ -115,6 +115,9 @@ enum {
     PACK_A_MIN_N = 256,           /* below this, A is read in place         */
     PACK_B_MIN_M = 64,            /* at most this, op(B) = B is read in place */
 };
+/* A C up to this size stays in the 2 MiB L2 while it is swept once per K
+ * block (see product_run_serial). */
+static const size_t C_IN_L2_BYTES = 1024 * 1024;
 /* Multiply-adds below which a product stays on one thread (~40 us on one core). */
 static const double PARALLEL_MIN_WORK = 128.0 * 128.0 * 128.0;
 
@@ -523,33 +526,81 @@ static void m_block_run(const Product *product, const Blocking *blocking, int k0
 
 /* ---- One product, on one thread or on several ------------------------------ */
 
+/* The rows [i0, i_end) of M block m_block. */
+static void m_block_rows(const Product *product, const Blocking *blocking, int m_block, int *i0,
+                         int *i_end) {
+    *i0 = part_start(m_block, blocking->m_slivers, blocking->m_blocks) * MR;
+    *i_end = min_int(part_start(m_block + 1, blocking->m_slivers, blocking->m_blocks) * MR,
+                     product->M);
+}
+
 /* The loops of the scheme at the top, on the calling thread, packing into
- * the buffers it holds. */
+ * the buffers it holds.
+ *
+ * The order drawn at the top (pc outside ic) sweeps all of C once per K
+ * block.  When C is larger than L2 can keep (1024x1024 floats is 4 MiB)
+ * and K has several blocks, every sweep sends C to memory and back, which
+ * halved the speed of such products.  Then the two loops swap: all of op(B)
+ * is packed first, and each M block runs through every K block while its
+ * rows of C, (MC,N), are still in L2.  For a smaller C the drawn order is
+ * faster (only one K block's panel of B has to stay in cache).  Either way
+ * each C[i][j] sees k = 0, 1, ... in order. */
 static void product_run_serial(const Product *product, PackBuffer *a_buffer,
                                PackBuffer *b_buffer) {
     Blocking blocking = blocking_choose(product);
-    float *b_buffer_data = product->b_packed ? NULL
-        : pack_buffer_reserve(b_buffer, (size_t)blocking.kc * blocking.n_slivers * NR);
     float *a_block = pack_buffer_reserve(a_buffer, (size_t)blocking.mc * blocking.kc);
-    for (int k0 = 0; k0 < product->K; k0 += blocking.kc) {           /* pc loop */
+    size_t c_bytes = (size_t)product->M * product->N * sizeof(float);
+    bool m_blocks_outside = product->K > blocking.kc && c_bytes > C_IN_L2_BYTES;
+    /* op(B) packed as matmul_pack_b lays it out: K blocks one after the
+     * other, each `slivers` slivers (kc,NR) of which this product's start
+     * at first_sliver.  Given (packed_b), packed all at once here
+     * (m_blocks_outside), or else one K block at a time just before use. */
+    const float *b_all = product->b_packed;
+    int slivers = product->b_packed_slivers, first_sliver = product->b_first_sliver;
+    float *b_buffer_data = NULL;
+    if (b_all == NULL) {
+        b_buffer_data = pack_buffer_reserve(
+            b_buffer, (size_t)(m_blocks_outside ? product->K : blocking.kc) * blocking.n_slivers * NR);
+        slivers = blocking.n_slivers, first_sliver = 0;
+    }
+    if (m_blocks_outside && b_all == NULL) {
+        for (int k0 = 0; k0 < product->K; k0 += blocking.kc) {
+            int kc = min_int(blocking.kc, product->K - k0);
+            float *block = &b_buffer_data[(size_t)k0 * slivers * NR];
+            for (int s = 0; s < slivers; s++)
+                pack_b_sliver(&product->b, product->N, k0, kc, s * NR, &block[(size_t)s * kc * NR]);
+        }
+        b_all = b_buffer_data;
+        blocking.b_in_place = false;
+    }
+    int i0, i_end;
+    if (m_blocks_outside) {
+        for (int m_block = 0; m_block < blocking.m_blocks; m_block++) {     /* ic loop */
+            m_block_rows(product, &blocking, m_block, &i0, &i_end);
+            for (int k0 = 0; k0 < product->K; k0 += blocking.kc) {       /* pc loop */
+                int kc = min_int(blocking.kc, product->K - k0);
+                const float *b_panel = &b_all[(size_t)k0 * slivers * NR + (size_t)first_sliver * kc * NR];
+                m_block_run(product, &blocking, k0, kc, i0, i_end, b_panel, a_block);
+            }
+        }
+        return;
+    }
+    for (int k0 = 0; k0 < product->K; k0 += blocking.kc) {               /* pc loop */
         int kc = min_int(blocking.kc, product->K - k0);
-        const float *b_panel = b_buffer_data; /* (kc, n_slivers*NR) */
-        if (product->b_packed) { /* the layout of matmul_pack_b */
-            b_panel = product->b_packed + (size_t)k0 * product->b_packed_slivers * NR +
-                      (size_t)product->b_first_sliver * kc * NR;
+        const float *b_panel = b_buffer_data; /* (kc, slivers*NR) */
+        if (b_all != NULL) {
+            b_panel = &b_all[(size_t)k0 * slivers * NR + (size_t)first_sliver * kc * NR];
         } else {
-            for (int s = 0; s < blocking.n_slivers; s++) {
+            for (int s = 0; s < slivers; s++) {
                 bool whole = (s + 1) * NR <= product->N; /* else padded: always packed */
                 if (!blocking.b_in_place || !whole)
                     pack_b_sliver(&product->b, product->N, k0, kc, s * NR,
                                   &b_buffer_data[(size_t)s * kc * NR]);
             }
         }
-        for (int m_block = 0; m_block < blocking.m_blocks; m_block++) { /* ic loop */
-            int i0 = part_start(m_block, blocking.m_slivers, blocking.m_blocks) * MR;
-            int i_end = part_start(m_block + 1, blocking.m_slivers, blocking.m_blocks) * MR;
-            m_block_run(product, &blocking, k0, kc, i0, min_int(i_end, product->M), b_panel,
-                        a_block);
+        for (int m_block = 0; m_block < blocking.m_blocks; m_block++) {     /* ic loop */
+            m_block_rows(product, &blocking, m_block, &i0, &i_end);
+            m_block_run(product, &blocking, k0, kc, i0, i_end, b_panel, a_block);
         }
     }
 }

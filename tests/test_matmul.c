@@ -192,6 +192,10 @@ START_TEST(test_matmul_large_each_transpose) {
     Layout tall = {.batch = 1, .M = 1024, .K = 128, .N = 128, .transpose_a = transpose_a,
                    .transpose_b = transpose_b, .accumulate = true};
     check_layout(&tall, 2);
+    /* C over 1 MiB and several K blocks: the M blocks run outside the K blocks */
+    Layout big_c = {.batch = 1, .M = 1030, .K = 390, .N = 300, .transpose_a = transpose_a,
+                    .transpose_b = transpose_b, .accumulate = (_i & 1) != 0};
+    check_layout(&big_c, 3);
 }
 END_TEST
 
@@ -285,6 +289,7 @@ START_TEST(test_matmul_same_bits_for_any_thread_count) {
         {.batch = 1, .M = 20, .K = 700, .N = 1000, .transpose_b = true},
         {.batch = 8, .M = 64, .K = 64, .N = 64},
         {.batch = 3, .M = 200, .K = 200, .N = 200, .transpose_a = true, .transpose_b = true},
+        {.batch = 1, .M = 600, .K = 400, .N = 520, .transpose_b = true}, /* C > 1 MiB */
     };
     int saved_threads = threads_get();
     for (size_t l = 0; l < sizeof layouts / sizeof layouts[0]; l++) {
@@ -341,6 +346,8 @@ START_TEST(test_matmul_packed_b_gives_the_same_bits) {
         {.batch = 1, .M = 20, .K = 700, .N = 1000, .transpose_b = true},
         {.batch = 1, .M = 3, .K = 17, .N = 33},
         {.batch = 4, .M = 33, .K = 65, .N = 127, .shared_b = true, .transpose_b = true},
+        /* C > 1 MiB even when cut by columns for 2 threads */
+        {.batch = 1, .M = 600, .K = 400, .N = 1300, .transpose_b = true},
     };
     int saved_threads = threads_get();
     for (size_t l = 0; l < sizeof layouts / sizeof layouts[0]; l++) {
