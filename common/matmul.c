@@ -496,6 +496,23 @@ static void tile_run(const Product *product, const Blocking *blocking, int k0, i
     }
 }
 
+/* Asks for the (MR,NR) tile of C at (i, j0) to be brought into cache while
+ * the current tile computes.  Its rows are ldc apart, often a whole page,
+ * which the hardware prefetchers do not follow; with C larger than L2 each
+ * row would otherwise be a miss that stalls the tile's loads or stores. */
+static void c_tile_prefetch(const Product *product, int i, int j0) {
+#if defined(__GNUC__)
+    int rows = min_int(MR, product->M - i);
+    for (int r = 0; r < rows; r++) {
+        const float *row = &product->c[(long)(i + r) * product->ldc + j0];
+        __builtin_prefetch(row, 1, 3);               /* 1: for writing, 3: keep in all levels */
+        __builtin_prefetch(row + NR - 1, 1, 3);      /* the tile's last column */
+    }
+#else
+    (void)product, (void)i, (void)j0;
+#endif
+}
+
 /* The `ic` loop body: rows [i0, i_end) of C for the K block at k0.  Packs
  * the A block (without pack_a, only a last partial sliver, padded with zero
  * rows), then walks its tiles of C, B sliver by B sliver.
@@ -518,6 +535,7 @@ static void m_block_run(const Product *product, const Blocking *blocking, int k0
             ldb = product->b.row_stride;
         }
         for (int ir = 0; ir < rows; ir += MR) {               /* ir loop */
+            if (ir + MR < rows) c_tile_prefetch(product, i0 + ir + MR, s * NR);
             tile_run(product, blocking, k0, kc, &a_block[ir * kc], i0 + ir, b_sliver, ldb,
                      s * NR);
         }
