@@ -217,8 +217,11 @@ static void tensor_set_shape(Tensor *t, int ndim, const int *shape, const char *
 
 /* A tensor in the arena.  `zero_data` is false only for op outputs, whose
  * forward writes every element anyway: skipping the memset saves a pass over
- * memory per op.  Gradients are always zeroed, since backward adds into them. */
-static Tensor *arena_tensor(Graph *g, int ndim, const int *shape, bool with_grad, bool zero_data) {
+ * memory per op.  Gradients are zeroed, since backward adds into them;
+ * except an op output's (`lazy_grad`), which is marked grad_unwritten
+ * instead: see "Gradients zeroed late, or never" in section 5. */
+static Tensor *arena_tensor(Graph *g, int ndim, const int *shape, bool with_grad, bool zero_data,
+                            bool lazy_grad) {
     Tensor *t = arena_alloc(&g->arena, sizeof(Tensor));
     memset(t, 0, sizeof *t);
     tensor_set_shape(t, ndim, shape, "tensor_new");
@@ -227,19 +230,36 @@ static Tensor *arena_tensor(Graph *g, int ndim, const int *shape, bool with_grad
     if (zero_data) memset(t->data, 0, bytes);
     if (with_grad && !g->no_grad) {
         t->grad = arena_alloc(&g->arena, bytes);
-        memset(t->grad, 0, bytes);
+        if (lazy_grad) t->grad_unwritten = true;
+        else memset(t->grad, 0, bytes);
     }
     return t;
 }
 
 Tensor *tensor_new(Graph *g, int ndim, const int *shape, bool with_grad) {
-    return arena_tensor(g, ndim, shape, with_grad, true);
+    return arena_tensor(g, ndim, shape, with_grad, true, false);
 }
 
 Tensor *tensor_empty(Graph *g, int ndim, const int *shape, bool with_grad, const char *name) {
-    Tensor *t = arena_tensor(g, ndim, shape, with_grad, false);
+    Tensor *t = arena_tensor(g, ndim, shape, with_grad, false, false);
     t->name = name;
     return t;
+}
+
+/* Zeroes a gradient that is still unwritten, so that it can be added into. */
+static void grad_make_zero(Tensor *t) {
+    if (!t->grad_unwritten) return;
+    memset(t->grad, 0, (size_t)t->numel * sizeof(float));
+    t->grad_unwritten = false;
+}
+
+/* For a backward that writes every element of t's gradient: true if it
+ * should overwrite (the gradient is unwritten, so nothing is lost), false
+ * if it must add.  Either way the gradient counts as written afterwards. */
+static bool grad_overwrite(Tensor *t) {
+    bool overwrite = t->grad_unwritten;
+    t->grad_unwritten = false;
+    return overwrite;
 }
 
 Tensor *tensor_alloc(const char *name, int ndim, const int *shape, bool with_grad) {
@@ -300,7 +320,11 @@ void tensor_print(const Tensor *t) {
     fflush(stdout);
 }
 
+/* A view shares its tensor's gradient, and the two may be reached by
+ * backward in either order: so that both can simply add, a still unwritten
+ * gradient is zeroed when the first view of it is made. */
 Tensor *tensor_reshape(Graph *g, Tensor *t, int ndim, const int *shape) {
+    grad_make_zero(t);
     Tensor *view = arena_alloc(&g->arena, sizeof(Tensor));
     *view = *t;
     tensor_set_shape(view, ndim, shape, "tensor_reshape");
@@ -317,6 +341,7 @@ Tensor *tensor_rows(Graph *g, Tensor *t, int first, int count) {
     if (first < 0 || count < 1 || first + count > t->shape[0])
         fatal("tensor_rows: rows [%d, %d) outside the first dimension of size %d", first,
               first + count, t->shape[0]);
+    grad_make_zero(t); /* see tensor_reshape */
     Tensor *view = arena_alloc(&g->arena, sizeof(Tensor));
     *view = *t;
     int row_size = t->numel / t->shape[0];
@@ -330,7 +355,9 @@ Tensor *tensor_rows(Graph *g, Tensor *t, int first, int count) {
 /* An op's output: same graph, gradient when any input has one.  Its values
  * are NOT zeroed: every op below writes all of them. */
 static Tensor *op_output(Graph *g, OpKind op, int ndim, const int *shape, bool with_grad) {
-    return tensor_empty(g, ndim, shape, with_grad, op_names[op]);
+    Tensor *t = arena_tensor(g, ndim, shape, with_grad, false, true);
+    t->name = op_names[op];
+    return t;
 }
 
 static Tensor *op_output_like(Graph *g, OpKind op, const Tensor *like, bool with_grad) {
@@ -519,6 +546,9 @@ static void elementwise_binary_backward(TapeEntry *entry) {
     Tensor *a = entry->inputs[0], *b = entry->inputs[1];
     OpKind op = entry->op;
     int n = entry->out->numel;
+    /* a + b and a - b may write da = dy over an unwritten da (a residual
+     * stream's first gradient); b, and a * b, are zeroed by graph_backward. */
+    bool overwrite_a = op != OP_MUL && a->grad && grad_overwrite(a);
     OMP("omp parallel for num_threads(threads_get()) schedule(static) if (n >= PARALLEL_MIN_FLOATS)")
     for (int c = 0; c < chunk_count(n); c++) {
         size_t first = (size_t)c * CHUNK;
@@ -529,7 +559,8 @@ static void elementwise_binary_backward(TapeEntry *entry) {
             if (b->grad) accumulate_product_kernel(dy, a->data + first, b->grad + first, count);
             continue;
         }
-        if (a->grad) accumulate_kernel(dy, a->grad + first, count);
+        if (a->grad && overwrite_a) memcpy(a->grad + first, dy, (size_t)count * sizeof(float));
+        else if (a->grad) accumulate_kernel(dy, a->grad + first, count);
         if (b->grad && op == OP_ADD) accumulate_kernel(dy, b->grad + first, count);
         if (b->grad && op == OP_SUB)
             for (int i = 0; i < count; i++) b->grad[first + i] -= dy[i];
@@ -657,10 +688,10 @@ static void linear_backward(TapeEntry *entry) {
     Tensor *x = entry->inputs[0], *weight = entry->inputs[1], *bias = entry->inputs[2];
     const float *dy = entry->out->grad;
     int In = weight->shape[1], Out = weight->shape[0], rows = leading_rows(x);
-    if (x->grad) {
+    if (x->grad) { /* dx = dy W over an unwritten dx, which saves zeroing it */
         MatmulSpec spec = {.batch = 1, .M = rows, .N = In, .K = Out, .A = dy, .lda = Out,
                            .B = weight->data, .ldb = In, .C = x->grad, .ldc = In,
-                           .accumulate = true, .packed_b = entry->saved};
+                           .accumulate = !grad_overwrite(x), .packed_b = entry->saved};
         matmul(&spec);
     }
     if (weight->grad) {
@@ -741,13 +772,23 @@ Tensor *op_gelu(Graph *g, Tensor *a) { return activation(g, OP_GELU, a); }
  * erf(x / sqrt 2) needs exp(-x^2 / 2) too, so it is computed once and
  * shared (erf_from_exp is the erf of fastmath.h, given that exp). */
 FUSE_MULTIPLY_ADD
+static inline float gelu_derivative(float x) {
+    float gauss = exp_fast(-0.5f * x * x);         /* exp(-x^2/2) = exp(-z^2) */
+    float erf_z = erf_from_exp(x * INV_SQRT2, gauss); /* erf(z), z = x / sqrt 2 */
+    float cdf = 0.5f * (1.0f + erf_z);
+    return cdf + x * INV_SQRT_2PI * gauss;
+}
+
+/* Two loops, not one with a choice per element: the compiler would compute
+ * dx[i] + ... on the unwritten bytes too and then discard it, and leftover
+ * bytes that happen to be subnormal floats make that addition very slow. */
+FUSE_MULTIPLY_ADD
 static void gelu_backward_kernel(const float *restrict x, const float *restrict dy,
-                                 float *restrict dx, int n) {
-    for (int i = 0; i < n; i++) {
-        float gauss = exp_fast(-0.5f * x[i] * x[i]);         /* exp(-x^2/2) = exp(-z^2) */
-        float erf_z = erf_from_exp(x[i] * INV_SQRT2, gauss); /* erf(z), z = x / sqrt 2 */
-        float cdf = 0.5f * (1.0f + erf_z);
-        dx[i] += dy[i] * (cdf + x[i] * INV_SQRT_2PI * gauss);
+                                 float *restrict dx, int n, bool overwrite) {
+    if (overwrite) {
+        for (int i = 0; i < n; i++) dx[i] = dy[i] * gelu_derivative(x[i]);
+    } else {
+        for (int i = 0; i < n; i++) dx[i] += dy[i] * gelu_derivative(x[i]);
     }
 }
 
@@ -756,7 +797,8 @@ static void gelu_backward_kernel(const float *restrict x, const float *restrict 
  * gelu:    above
  * tanh:    in its case, written with y = tanh(x) as sigmoid's is */
 static void activation_backward_kernel(OpKind op, const float *restrict x, const float *restrict y,
-                                       const float *restrict dy, float *restrict dx, int n) {
+                                       const float *restrict dy, float *restrict dx, int n,
+                                       bool overwrite) {
     switch (op) {
     /* EXERCISE tanh_backward: dx += dy * dtanh(x)/dx, the derivative written with y = tanh(x)
      * STUB: case OP_TANH: exercise_missing("tanh_backward"); break; */
@@ -765,18 +807,22 @@ static void activation_backward_kernel(OpKind op, const float *restrict x, const
     /* END EXERCISE */
     case OP_SIGMOID: for (int i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]); break;
     case OP_RELU: for (int i = 0; i < n; i++) dx[i] += x[i] > 0 ? dy[i] : 0; break;
-    default: gelu_backward_kernel(x, dy, dx, n); break; /* OP_GELU */
+    default: gelu_backward_kernel(x, dy, dx, n, overwrite); break; /* OP_GELU */
     }
 }
 
 static void activation_backward(TapeEntry *entry) {
     Tensor *a = entry->inputs[0], *out = entry->out;
     int n = a->numel;
+    /* GELU (the transformer's feed-forward) may overwrite an unwritten dx;
+     * for the others graph_backward zeroes it first. */
+    bool overwrite = entry->op == OP_GELU && grad_overwrite(a);
     OMP("omp parallel for num_threads(threads_get()) schedule(static) if (n >= PARALLEL_MIN_FLOATS)")
     for (int c = 0; c < chunk_count(n); c++) {
         size_t first = (size_t)c * CHUNK;
         activation_backward_kernel(entry->op, a->data + first, out->data + first,
-                                   out->grad + first, a->grad + first, chunk_size(n, c));
+                                   out->grad + first, a->grad + first, chunk_size(n, c),
+                                   overwrite);
     }
 }
 
@@ -1252,6 +1298,27 @@ static const char *entry_name(const TapeEntry *entry) {
     return entry->op == OP_CUSTOM ? entry->custom_name : op_names[entry->op];
 }
 
+/* Gradients zeroed late, or never.  An op's output gets its gradient
+ * buffer without zeroing it (grad_unwritten), because zeroing every
+ * gradient up front is a full extra pass over memory: 7% of a small
+ * transformer's step.  Instead:
+ *   - an entry whose output gradient is still unwritten gets no gradient
+ *     from anywhere, so its backward would add zeros: it is skipped;
+ *   - the backwards of linear (dx = dy W), of a + b and a - b (da = dy) and
+ *     of GELU overwrite an unwritten input gradient instead of adding to
+ *     it (grad_overwrite): most activations have exactly one consumer, and
+ *     then nothing ever zeroes their gradient;
+ *   - for every other input, the unwritten gradient is zeroed just before
+ *     the first backward that adds into it, while it is about to be used;
+ *   - at the end, any gradient still unwritten is zeroed, so that after
+ *     graph_backward every gradient holds a gradient. */
+static bool backward_overwrites_input(const TapeEntry *entry, int k) {
+    switch (entry->op) {
+    case OP_LINEAR: case OP_ADD: case OP_SUB: case OP_GELU: return k == 0;
+    default: return false;
+    }
+}
+
 void graph_backward(Graph *g, Tensor *loss) {
     if (loss->numel != 1) {
         char shape[64];
@@ -1260,16 +1327,23 @@ void graph_backward(Graph *g, Tensor *loss) {
     }
     if (loss->grad == NULL)
         fatal("graph_backward: the loss has no gradient (nothing it depends on has one)");
+    grad_make_zero(loss);
     loss->grad[0] += 1.0f; /* d(loss)/d(loss) */
     for (int i = g->tape_length - 1; i >= 0; i--) {
         TapeEntry *entry = &g->tape[i];
+        if (entry->out->grad_unwritten) continue; /* no gradient reached it */
+        for (int k = 0; k < 3; k++) {
+            Tensor *input = entry->inputs[k];
+            if (input && input->grad && !backward_overwrites_input(entry, k)) grad_make_zero(input);
+        }
         entry_backward(entry);
         if (g->check_numerics)
             for (int k = 0; k < 3; k++)
-                if (entry->inputs[k] && entry->inputs[k]->grad)
+                if (entry->inputs[k] && entry->inputs[k]->grad && !entry->inputs[k]->grad_unwritten)
                     check_finite_named(g, entry_name(entry), entry->inputs[k],
                                        entry->inputs[k]->grad, "gradient (backward)");
     }
+    for (int i = 0; i < g->tape_length; i++) grad_make_zero(g->tape[i].out);
 }
 
 void graph_print_tape(const Graph *g) {

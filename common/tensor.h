@@ -40,6 +40,10 @@ typedef struct Tensor {
     int shape[TENSOR_MAX_DIMS];
     int numel;          /* product of shape                                  */
     const char *name;   /* for printing, traces and checkpoints; may be NULL */
+    /* true while `grad` holds leftover bytes that stand for zeros: an op's
+     * output gets its gradient buffer unzeroed, and the first backward to
+     * reach it either overwrites it or zeroes it first (graph_backward). */
+    bool grad_unwritten;
 } Tensor;
 
 /* ---- Arena: bump allocation for one step's activations ------------------ */

@@ -938,6 +938,57 @@ START_TEST(test_gradient_through_views) {
 }
 END_TEST
 
+/* Every way an op output's gradient can be reached, for graph_backward's
+ * late zeroing (common/tensor.c, section 5): h has three consumers (a
+ * linear, whose backward may overwrite; an add; a view), u = gelu(...)
+ * is added to itself, and `dead` never reaches the loss. */
+static Tensor *forward_gradients_written_late(Graph *g, Tensor *const *in, void *context) {
+    (void)context;
+    Tensor *x = in[0], *weight = in[1];                       /* (4, 6), (6, 6) */
+    Tensor *h = op_tanh(g, x);                                /* (4, 6) */
+    Tensor *u = op_gelu(g, op_linear(g, h, weight, NULL));    /* (4, 6) */
+    Tensor *doubled = op_add(g, u, u);                        /* (4, 6) */
+    Tensor *residual = op_add(g, h, doubled);                 /* (4, 6) */
+    (void)op_sigmoid(g, residual);                            /* dead: never used */
+    Tensor *h_rows = tensor_rows(g, h, 1, 2);                 /* (2, 6) a view of h */
+    Tensor *tail = op_mul(g, h_rows, h_rows);                 /* (2, 6) */
+    return op_concat(g, tensor_reshape(g, residual, 2, (int[]){2, 12}),
+                     tensor_reshape(g, tail, 2, (int[]){2, 6})); /* (2, 18) */
+}
+
+START_TEST(test_gradients_written_late_or_never) {
+    Rng rng;
+    rng_seed(&rng, 22, 0);
+    Tensor *inputs[2] = {gradcheck_random_of("x", 1.0f, &rng, 2, 4, 6),
+                         gradcheck_random_of("w", 0.5f, &rng, 2, 6, 6)};
+    /* An arena full of NaN first: a gradient read before it is written
+     * would turn the results into NaN. */
+    Graph g;
+    graph_init(&g, TEST_ARENA_BYTES, TEST_TAPE);
+    Tensor *junk = tensor_new(&g, 1, (const int[]){TEST_ARENA_BYTES / 16}, true);
+    for (int i = 0; i < junk->numel; i++) junk->data[i] = junk->grad[i] = NAN;
+    graph_reset(&g);
+    Tensor *out = forward_gradients_written_late(&g, inputs, NULL);
+    graph_backward(&g, op_sum(&g, out));
+    for (int i = 0; i < g.tape_length; i++) {
+        const Tensor *t = g.tape[i].out;
+        ck_assert_msg(!t->grad_unwritten, "tape entry %d (%s): gradient left unwritten", i,
+                      t->name);
+        for (int k = 0; k < t->numel; k++)
+            ck_assert_msg(isfinite(t->grad[k]), "tape entry %d (%s): gradient[%d] = %g", i,
+                          t->name, k, t->grad[k]);
+    }
+    const Tensor *dead = NULL; /* the sigmoid: the only entry of its kind */
+    for (int i = 0; i < g.tape_length; i++)
+        if (g.tape[i].op == OP_SIGMOID) dead = g.tape[i].out;
+    ck_assert_ptr_nonnull(dead);
+    for (int k = 0; k < dead->numel; k++) ck_assert_float_eq(dead->grad[k], 0.0f);
+    graph_free(&g);
+    /* and the gradients themselves, against finite differences */
+    check_gradients("written late", forward_gradients_written_late, NULL, inputs, 2);
+}
+END_TEST
+
 /* The checker itself must fail on a wrong gradient: here the second factor
  * of x*x is a copy without gradient, so backward gives x where the true
  * derivative is 2x. */
@@ -1200,6 +1251,7 @@ Suite *tensor_ops_suite(void) {
     tcase_add_test(gradients, test_gradient_gather_concat_slice);
     tcase_add_test(gradients, test_gradient_dropout);
     tcase_add_test(gradients, test_gradient_through_views);
+    tcase_add_test(gradients, test_gradients_written_late_or_never);
     tcase_add_test(gradients, test_ops_identical_for_1_and_2_threads);
     suite_add_tcase(suite, gradients);
 
