@@ -733,19 +733,30 @@ static const float INV_SQRT2 = 0.70710678118654752440f;
 static const float INV_SQRT_2PI = 0.39894228040143267794f;
 
 /* GELU: y = x Phi(x) = x (1 + erf(x / sqrt 2)) / 2, Phi the normal CDF,
- * with the vectorisable erf of fastmath.h. */
+ * with the vectorisable erf of fastmath.h.  Its derivative
+ *   dy/dx = Phi(x) + x phi(x),   phi(x) = exp(-x^2/2) / sqrt(2 pi)
+ * needs the same exp and erf, so when training, forward also stores it
+ * (slope, NULL otherwise) and backward is one multiplication per element:
+ * computing erf twice cost more than the extra pass over memory. */
 FUSE_MULTIPLY_ADD
-static void gelu_kernel(const float *restrict x, float *restrict y, int n) {
-    for (int i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erf_fast(x[i] * INV_SQRT2));
+static void gelu_kernel(const float *restrict x, float *restrict y, float *restrict slope, int n) {
+    for (int i = 0; i < n; i++) {
+        float z = x[i] * INV_SQRT2;
+        float gauss = exp_fast(-z * z);                  /* exp(-x^2/2) */
+        float cdf = 0.5f * (1.0f + erf_from_exp(z, gauss)); /* Phi(x) */
+        y[i] = x[i] * cdf;
+        if (slope) slope[i] = cdf + x[i] * INV_SQRT_2PI * gauss;
+    }
 }
 
-/* One chunk of an activation. */
-static void activation_kernel(OpKind op, const float *restrict x, float *restrict y, int n) {
+/* One chunk of an activation (slope: GELU's derivative, see gelu_kernel). */
+static void activation_kernel(OpKind op, const float *restrict x, float *restrict y,
+                              float *restrict slope, int n) {
     switch (op) {
     case OP_TANH: for (int i = 0; i < n; i++) y[i] = tanhf(x[i]); break;
     case OP_SIGMOID: for (int i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i])); break;
     case OP_RELU: for (int i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0; break;
-    default: gelu_kernel(x, y, n); break; /* OP_GELU */
+    default: gelu_kernel(x, y, slope, n); break; /* OP_GELU */
     }
 }
 
@@ -753,12 +764,15 @@ static Tensor *activation(Graph *g, OpKind op, Tensor *a) {
     bool grad = graph_needs_grad(g, a, NULL, NULL);
     Tensor *out = op_output_like(g, op, a, grad);
     int n = a->numel;
+    /* (n) GELU's dy/dx, for backward */
+    float *slope = op == OP_GELU && grad ? arena_alloc(&g->arena, (size_t)n * sizeof(float)) : NULL;
     OMP("omp parallel for num_threads(threads_get()) schedule(static) if (n >= PARALLEL_MIN_FLOATS)")
     for (int c = 0; c < chunk_count(n); c++) {
         size_t first = (size_t)c * CHUNK;
-        activation_kernel(op, a->data + first, out->data + first, chunk_size(n, c));
+        activation_kernel(op, a->data + first, out->data + first, slope ? slope + first : NULL,
+                          chunk_size(n, c));
     }
-    if (grad) tape_record(g, op, out, a, NULL, NULL);
+    if (grad) tape_record(g, op, out, a, NULL, NULL)->saved = slope;
     check_finite(g, op, out, out->data, "values");
     return out;
 }
@@ -768,27 +782,16 @@ Tensor *op_sigmoid(Graph *g, Tensor *a) { return activation(g, OP_SIGMOID, a); }
 Tensor *op_relu(Graph *g, Tensor *a) { return activation(g, OP_RELU, a); }
 Tensor *op_gelu(Graph *g, Tensor *a) { return activation(g, OP_GELU, a); }
 
-/* gelu: dy/dx = Phi(x) + x phi(x),  phi(x) = exp(-x^2/2) / sqrt(2 pi).
- * erf(x / sqrt 2) needs exp(-x^2 / 2) too, so it is computed once and
- * shared (erf_from_exp is the erf of fastmath.h, given that exp). */
-FUSE_MULTIPLY_ADD
-static inline float gelu_derivative(float x) {
-    float gauss = exp_fast(-0.5f * x * x);         /* exp(-x^2/2) = exp(-z^2) */
-    float erf_z = erf_from_exp(x * INV_SQRT2, gauss); /* erf(z), z = x / sqrt 2 */
-    float cdf = 0.5f * (1.0f + erf_z);
-    return cdf + x * INV_SQRT_2PI * gauss;
-}
-
-/* Two loops, not one with a choice per element: the compiler would compute
+/* gelu: dx = dy * slope, the derivative saved by forward (gelu_kernel).
+ * Two loops, not one with a choice per element: the compiler would compute
  * dx[i] + ... on the unwritten bytes too and then discard it, and leftover
  * bytes that happen to be subnormal floats make that addition very slow. */
-FUSE_MULTIPLY_ADD
-static void gelu_backward_kernel(const float *restrict x, const float *restrict dy,
+static void gelu_backward_kernel(const float *restrict slope, const float *restrict dy,
                                  float *restrict dx, int n, bool overwrite) {
     if (overwrite) {
-        for (int i = 0; i < n; i++) dx[i] = dy[i] * gelu_derivative(x[i]);
+        for (int i = 0; i < n; i++) dx[i] = dy[i] * slope[i];
     } else {
-        for (int i = 0; i < n; i++) dx[i] += dy[i] * gelu_derivative(x[i]);
+        for (int i = 0; i < n; i++) dx[i] += dy[i] * slope[i];
     }
 }
 
@@ -797,8 +800,8 @@ static void gelu_backward_kernel(const float *restrict x, const float *restrict 
  * gelu:    above
  * tanh:    in its case, written with y = tanh(x) as sigmoid's is */
 static void activation_backward_kernel(OpKind op, const float *restrict x, const float *restrict y,
-                                       const float *restrict dy, float *restrict dx, int n,
-                                       bool overwrite) {
+                                       const float *restrict slope, const float *restrict dy,
+                                       float *restrict dx, int n, bool overwrite) {
     switch (op) {
     /* EXERCISE tanh_backward: dx += dy * dtanh(x)/dx, the derivative written with y = tanh(x)
      * STUB: case OP_TANH: exercise_missing("tanh_backward"); break; */
@@ -807,7 +810,7 @@ static void activation_backward_kernel(OpKind op, const float *restrict x, const
     /* END EXERCISE */
     case OP_SIGMOID: for (int i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]); break;
     case OP_RELU: for (int i = 0; i < n; i++) dx[i] += x[i] > 0 ? dy[i] : 0; break;
-    default: gelu_backward_kernel(x, dy, dx, n, overwrite); break; /* OP_GELU */
+    default: gelu_backward_kernel(slope, dy, dx, n, overwrite); break; /* OP_GELU */
     }
 }
 
@@ -821,6 +824,7 @@ static void activation_backward(TapeEntry *entry) {
     for (int c = 0; c < chunk_count(n); c++) {
         size_t first = (size_t)c * CHUNK;
         activation_backward_kernel(entry->op, a->data + first, out->data + first,
+                                   entry->saved ? entry->saved + first : NULL,
                                    out->grad + first, a->grad + first, chunk_size(n, c),
                                    overwrite);
     }
