@@ -30,7 +30,9 @@
  * glibc's expf and tanhf are calls the compiler cannot turn into vector code,
  * and in a profile of a GRU step they cost more than the matmuls.  Both are
  * built on common/fastmath.h's branch-free exp_fast, so the loops below
- * vectorize.  tests/test_seq2seq.c compares them with libm. */
+ * vectorize; the loops that call them are marked FUSE_MULTIPLY_ADD, so that
+ * exp_fast's polynomial is one fused multiply-add per degree, not two
+ * instructions.  tests/test_seq2seq.c compares them with libm. */
 static inline float sigmoid(float x) {
     return 1.0f / (1.0f + exp_fast(-x));
 }
@@ -87,6 +89,7 @@ static void gru_step_backward(TapeEntry *entry);
 
 /* One row of the step.  A function of its own so that `restrict` (which gcc
  * honours on parameters) tells the vectorizer that nothing overlaps. */
+FUSE_MULTIPLY_ADD
 static void gru_row_forward(int H, const float *restrict x_gates, const float *restrict h_gates,
                             const float *restrict h, float *restrict h_new, float *restrict saved) {
     /* EXERCISE gru_cell: the GRU equations (above seq2seq_gru_step, just below) for each of the H
@@ -186,6 +189,7 @@ static void gru_step_backward(TapeEntry *entry) {
 
 static void lstm_step_backward(TapeEntry *entry);
 
+FUSE_MULTIPLY_ADD
 static void lstm_row_forward(int H, const float *restrict ax, const float *restrict ah,
                              const float *restrict c, float *restrict h_new,
                              float *restrict c_new, float *restrict saved) {
