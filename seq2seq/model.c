@@ -168,8 +168,8 @@ Seq2seqEncoded seq2seq_encode(Graph *g, const Seq2seqModel *m, const int *source
     Tensor *states = NULL;                                                  /* (S, P, B, H) */
     for (int l = 0; l < c->layers; l++) {
         Tensor *gx_all = linear_forward(g, &m->encoder[l].input_gates, x); /* (S*B, G*H) */
-        states = tensor_of(g, true, 4, S, P, B, H);
-        states->name = "encoder_states";
+        /* every step writes its row: the values need no zeroing */
+        states = tensor_empty(g, 4, (const int[]){S, P, B, H}, true, "encoder_states");
         Tensor *state = tensor_of(g, false, 3, P, B, H); /* h_0 = 0 (and c_0 = 0) */
         /* W_hh multiplies the state at every one of the S steps: packed for
          * matmul once here, not S times (see linear_pack_weight). */
@@ -289,8 +289,8 @@ Seq2seqOutput seq2seq_forward(Graph *g, const Seq2seqModel *m, const Seq2seqBatc
     Seq2seqOutput result = {0};
     Seq2seqEncoded enc = seq2seq_encode(g, m, batch->source, batch->source_lengths, B, batch->S);
     Seq2seqDecoderState st = seq2seq_decoder_start(&enc, c->layers);
-    Tensor *features = tensor_of(g, true, 3, T, B, F); /* (T, B, F) every step's f_t */
-    features->name = "decoder_features";
+    /* (T, B, F) every step's f_t, each row written by its step */
+    Tensor *features = tensor_empty(g, 3, (const int[]){T, B, F}, true, "decoder_features");
     if (c->attention != SEQ2SEQ_NO_ATTENTION)
         result.attention = arena_alloc(&g->arena, (size_t)T * B * enc.S * sizeof(float));
     /* With teacher forcing the inputs are known in advance, so layer 0's
