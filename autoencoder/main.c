@@ -534,14 +534,29 @@ static double plot_anomaly(const PlotTarget *target, const AnomalyScores *a, flo
     return auc;
 }
 
-/* anomaly --input image.pgm: one image's score against the threshold set
- * by the validation images. */
+/* The threshold of both anomaly modes: the --percentile of the errors of
+ * the first half of the validation images (the calibration half; the ROC
+ * mode tests on the other half).  scores (validation_count / 2) receives
+ * those errors. */
+static float calibration_threshold(const AutoencoderSettings *s, Loaded *l, float *scores) {
+    const AutoencoderSplit *split = &l->data.split;
+    int count = split->validation_count / 2;
+    autoencoder_scores(&l->g, &l->model, &l->data.data, split->validation, count, s->common.batch, scores);
+    return percentile_of(scores, count, s->percentile);
+}
+
+/* anomaly --input image.pgm: one image's score against the same threshold
+ * as the ROC mode's. */
 static int anomaly_of_input(AutoencoderSettings *s, Loaded *l) {
     const AutoencoderSplit *split = &l->data.split;
-    float *scores = xmalloc(sizeof(float) * (size_t)split->validation_count);
-    autoencoder_scores(&l->g, &l->model, &l->data.data, split->validation, split->validation_count, s->common.batch,
-                       scores);
-    float threshold = percentile_of(scores, split->validation_count, s->percentile);
+    if (split->validation_count < 2) {
+        fprintf(stderr, "tinyzoo: anomaly --input needs validation images to set its threshold; this "
+                        "run has %d\n", split->validation_count);
+        loaded_free(l);
+        return EXIT_RUNTIME_ERROR;
+    }
+    float *scores = xmalloc(sizeof(float) * (size_t)(split->validation_count / 2));
+    float threshold = calibration_threshold(s, l, scores);
     int height, width;
     float *image = input_image(s, l, &height, &width);
     float *rebuilt = xmalloc(sizeof(float) * (size_t)l->D);
@@ -575,11 +590,10 @@ static int command_anomaly(AutoencoderSettings *s) {
     a.normal = xmalloc(sizeof(float) * (size_t)a.normal_count);
     a.anomalous = xmalloc(sizeof(float) * (size_t)a.anomalous_count);
     const AutoencoderDataset *d = &l.data.data;
-    autoencoder_scores(&l.g, &l.model, d, split->validation, a.calibration_count, s->common.batch, a.calibration);
+    a.threshold = calibration_threshold(s, &l, a.calibration);
     autoencoder_scores(&l.g, &l.model, d, split->validation + a.calibration_count, a.normal_count, s->common.batch,
                        a.normal);
     autoencoder_scores(&l.g, &l.model, d, split->holdout, a.anomalous_count, s->common.batch, a.anomalous);
-    a.threshold = percentile_of(a.calibration, a.calibration_count, s->percentile);
 
     Error err;
     if (!make_directory(s->common.out, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);

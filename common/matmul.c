@@ -37,6 +37,10 @@
  *   - There is no NC loop over column blocks of B: N is at most a few
  *     thousand here, so the whole B panel (768 KiB for N = 1024) sits in
  *     L2/L3 and every B sliver comes from there.
+ *   - When C itself is larger than L2 and K has several blocks, the pc and
+ *     ic loops swap (product_run_serial), so that C is not swept from
+ *     memory once per K block; and each tile of C asks for the next one to
+ *     be prefetched (c_tile_prefetch), since its rows are a page apart.
  * Packing copies a block so that the micro-kernel reads both operands
  * contiguously, in the order it uses them, whatever the transpose flags and
  * leading dimensions: the four transpose cases differ only in the packing

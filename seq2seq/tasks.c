@@ -67,6 +67,11 @@ static int next_token(const char *text, size_t *offset, bool words, char *token,
     return used;
 }
 
+/* A token the vocabulary lacks is <unk>.  So is a word of the text that
+ * spells <pad>, <bos> or <eos>: only the model's own bookkeeping may put
+ * those in a sequence (an <eos> in the text would end it early, a <pad>
+ * would hide a target from the loss).  A word <unk> is the unknown token,
+ * as it means in corpora such as the Penn Treebank's. */
 int seq2seq_tokenize(const Vocab *vocab, bool words, const char *text, int *ids, int max_ids) {
     char token[256];
     size_t offset = 0;
@@ -74,7 +79,7 @@ int seq2seq_tokenize(const Vocab *vocab, bool words, const char *text, int *ids,
     while ((length = next_token(text, &offset, words, token, sizeof token)) > 0) {
         if (count == max_ids) return -1;
         int id = vocab_find(vocab, token);
-        ids[count++] = id >= 0 ? id : SEQ2SEQ_UNK;
+        ids[count++] = id >= SEQ2SEQ_UNK ? id : SEQ2SEQ_UNK;
     }
     return length < 0 ? -1 : count;
 }

@@ -427,13 +427,22 @@ START_TEST(test_program_commands) {
     }
     snprintf(path, sizeof path, "%s/run/reconstruction.png", dir);
     ck_assert(access(path, R_OK) == 0);
-    snprintf(args, sizeof args, "anomaly --input %s/run/reconstruction.pgm --out %s/run", dir, dir);
-    ck_assert_msg(run_program(dir, args, message, sizeof message) == 0, "anomaly --input: %s", message);
-    snprintf(path, sizeof path, "%s/stdout.txt", dir);
-    out = (char *)read_bytes(path, &size);
-    out[size] = '\0';
-    ck_assert_msg(strstr(out, "anomaly: input=") && strstr(out, "anomalous="), "%s", out);
-    free(out);
+    /* Both anomaly modes use one threshold: the ROC mode's, then --input's. */
+    double thresholds[2];
+    for (int mode = 0; mode < 2; mode++) {
+        if (mode == 0) snprintf(args, sizeof args, "anomaly --out %s/run --plot-term none", dir);
+        else snprintf(args, sizeof args, "anomaly --input %s/run/reconstruction.pgm --out %s/run", dir, dir);
+        ck_assert_msg(run_program(dir, args, message, sizeof message) == 0, "%s: %s", args, message);
+        snprintf(path, sizeof path, "%s/stdout.txt", dir);
+        out = (char *)read_bytes(path, &size);
+        out[size] = '\0';
+        const char *at = strstr(out, "threshold=");
+        ck_assert_msg(at != NULL && sscanf(at, "threshold=%lf", &thresholds[mode]) == 1, "%s", out);
+        if (mode == 1)
+            ck_assert_msg(strstr(out, "anomaly: input=") && strstr(out, "anomalous="), "%s", out);
+        free(out);
+    }
+    ck_assert_double_eq(thresholds[0], thresholds[1]);
     /* sample needs a vae: an ae checkpoint gets a clear error. */
     snprintf(args, sizeof args, "%s --model ae --steps 2 --out %s/ae", TINY_RUN, dir);
     ck_assert_msg(run_program(dir, args, message, sizeof message) == 0, "%s", message);

@@ -485,6 +485,11 @@ START_TEST(test_tokenize_words_and_chars) {
     seq2seq_detokenize(&v.source, true, ids, 3, text, sizeof text);
     ck_assert_str_eq(text, "le <unk> noir");
     ck_assert_int_eq(seq2seq_tokenize(&v.source, true, "a b c", ids, 2), -1); /* too many */
+    /* words that spell special tokens: never <pad>, <bos> or <eos> */
+    ck_assert(seq2seq_vocab_add_text(&v.source, true, "<eos> <pad> <bos> <unk>"));
+    ck_assert_int_eq(seq2seq_tokenize(&v.source, true, "le <eos> <pad> <bos> <unk> noir", ids, 8), 6);
+    for (int i = 1; i <= 4; i++) ck_assert_int_eq(ids[i], SEQ2SEQ_UNK);
+    ck_assert_int_eq(ids[5], SEQ2SEQ_SPECIALS + 2);
     seq2seq_vocabs_free(&v);
     seq2seq_vocabs_init(&v, false);
     ck_assert(seq2seq_vocab_add_text(&v.target, false, "caf\xc3\xa9"));
