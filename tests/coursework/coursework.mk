@@ -89,4 +89,11 @@ coursework-check: $(REFERENCE_VALUES)
 	        $(PROGRAMS) || exit 1; \
 	done
 	@echo "coursework-check: every set's stubs score 0, the solution scores full points"
+	@# Outside a git checkout (a release tarball) the generator walks the
+	@# folders instead of asking git: both must choose the same files.
+	@$(MAKE_ASSIGNMENT) --list-files > $(ASSIGNMENT_DIR)/files-git.txt
+	@GIT_DIR=/nonexistent $(MAKE_ASSIGNMENT) --list-files > $(ASSIGNMENT_DIR)/files-walked.txt
+	@diff $(ASSIGNMENT_DIR)/files-git.txt $(ASSIGNMENT_DIR)/files-walked.txt || \
+	    { echo "coursework-check: without git the generator would copy other files (diff above)" >&2; exit 1; }
+	@echo "coursework-check: without git, the same $$(wc -l < $(ASSIGNMENT_DIR)/files-git.txt) files"
 endif

@@ -187,14 +187,32 @@ def is_left_out(path):
                  "tests/coursework/reference.txt", "tests/coursework/assignment.txt")
 
 
+# What .gitignore leaves out, for a tree that is not a git checkout.
+IGNORED_NAMES = ("__pycache__", ".ipynb_checkpoints", "compile_commands.json")
+
+
+def walked_files():
+    """Every file under ROOT but what .gitignore leaves out: the tree's files
+    when it is not a git checkout (a release tarball)."""
+    files = []
+    for folder, subfolders, names in os.walk(ROOT):
+        subfolders[:] = [d for d in subfolders if d != ".git" and d not in IGNORED_NAMES]
+        for name in names:
+            if name in IGNORED_NAMES or name.endswith(".o"):
+                continue
+            files.append(os.path.relpath(os.path.join(folder, name), ROOT))
+    return files
+
+
 def tree_files():
-    """The reference tree's files: what git tracks or would track (not build output)."""
+    """The reference tree's files: what git tracks or would track (not build
+    output); outside a git checkout, every file walked_files finds."""
     try:
         listing = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
                                  cwd=ROOT, check=True, capture_output=True).stdout.decode()
         files = [p for p in listing.split("\0") if p and os.path.isfile(os.path.join(ROOT, p))]
     except (OSError, subprocess.CalledProcessError):
-        raise MarkerError("cannot list the reference tree's files: it must be a git checkout")
+        files = walked_files()
     return sorted(p for p in files if not is_left_out(p))
 
 
@@ -243,7 +261,13 @@ def main():
     parser.add_argument("--out", help="the student tree to write (replaced if it exists)")
     parser.add_argument("--reference", help="reference values for the grader (reference.txt)")
     parser.add_argument("--tarball", action="store_true", help="also write <out>.tar.gz")
+    parser.add_argument("--list-files", action="store_true",
+                        help="print the files a student tree copies (coursework-check compares "
+                             "the lists made with and without git)")
     args = parser.parse_args()
+    if args.list_files:
+        print("\n".join(tree_files()))
+        return 0
     try:
         regions, sets = all_regions(), read_sets()
         graded = graded_ids()
