@@ -548,6 +548,24 @@ static void m_block_run(const Product *product, const Blocking *blocking, int k0
 
 /* ---- One product, on one thread or on several ------------------------------ */
 
+/* All of op(B) (K,N), packed as product_run_serial's K blocks would pack it
+ * one at a time, the blocks one after the other: block k0 starts at
+ * packed + k0 * slivers * NR, and holds `slivers` slivers (kc,NR). */
+static void pack_b_all(const MatrixView *b, int K, int N, float *packed) {
+    int kc_max = K > 0 ? k_block_size(K) : 1, slivers = ceil_div(N, NR);
+    for (int k0 = 0; k0 < K; k0 += kc_max) {
+        int kc = min_int(kc_max, K - k0);
+        float *block = packed + (size_t)k0 * slivers * NR;
+        for (int s = 0; s < slivers; s++) pack_b_sliver(b, N, k0, kc, s * NR, &block[(size_t)s * kc * NR]);
+    }
+}
+
+/* In op(B) packed by pack_b_all with `slivers` slivers per K block, the
+ * panel of the K block at k0 from sliver `first` on. */
+static const float *b_panel_at(const float *b_all, int slivers, int first, int k0, int kc) {
+    return &b_all[(size_t)k0 * slivers * NR + (size_t)first * kc * NR];
+}
+
 /* The rows [i0, i_end) of M block m_block. */
 static void m_block_rows(const Product *product, const Blocking *blocking, int m_block, int *i0,
                          int *i_end) {
@@ -573,10 +591,10 @@ static void product_run_serial(const Product *product, PackBuffer *a_buffer,
     float *a_block = pack_buffer_reserve(a_buffer, (size_t)blocking.mc * blocking.kc);
     size_t c_bytes = (size_t)product->M * product->N * sizeof(float);
     bool m_blocks_outside = product->K > blocking.kc && c_bytes > C_IN_L2_BYTES;
-    /* op(B) packed as matmul_pack_b lays it out: K blocks one after the
-     * other, each `slivers` slivers (kc,NR) of which this product's start
-     * at first_sliver.  Given (packed_b), packed all at once here
-     * (m_blocks_outside), or else one K block at a time just before use. */
+    /* op(B) packed as pack_b_all lays it out, `slivers` slivers per K block
+     * of which this product's start at first_sliver: given (packed_b),
+     * packed all at once here (m_blocks_outside), or else one K block at a
+     * time just before use. */
     const float *b_all = product->b_packed;
     int slivers = product->b_packed_slivers, first_sliver = product->b_first_sliver;
     float *b_buffer_data = NULL;
@@ -586,12 +604,7 @@ static void product_run_serial(const Product *product, PackBuffer *a_buffer,
         slivers = blocking.n_slivers, first_sliver = 0;
     }
     if (m_blocks_outside && b_all == NULL) {
-        for (int k0 = 0; k0 < product->K; k0 += blocking.kc) {
-            int kc = min_int(blocking.kc, product->K - k0);
-            float *block = &b_buffer_data[(size_t)k0 * slivers * NR];
-            for (int s = 0; s < slivers; s++)
-                pack_b_sliver(&product->b, product->N, k0, kc, s * NR, &block[(size_t)s * kc * NR]);
-        }
+        pack_b_all(&product->b, product->K, product->N, b_buffer_data);
         b_all = b_buffer_data;
         blocking.b_in_place = false;
     }
@@ -601,8 +614,8 @@ static void product_run_serial(const Product *product, PackBuffer *a_buffer,
             m_block_rows(product, &blocking, m_block, &i0, &i_end);
             for (int k0 = 0; k0 < product->K; k0 += blocking.kc) {       /* pc loop */
                 int kc = min_int(blocking.kc, product->K - k0);
-                const float *b_panel = &b_all[(size_t)k0 * slivers * NR + (size_t)first_sliver * kc * NR];
-                m_block_run(product, &blocking, k0, kc, i0, i_end, b_panel, a_block);
+                m_block_run(product, &blocking, k0, kc, i0, i_end,
+                            b_panel_at(b_all, slivers, first_sliver, k0, kc), a_block);
             }
         }
         return;
@@ -611,7 +624,7 @@ static void product_run_serial(const Product *product, PackBuffer *a_buffer,
         int kc = min_int(blocking.kc, product->K - k0);
         const float *b_panel = b_buffer_data; /* (kc, slivers*NR) */
         if (b_all != NULL) {
-            b_panel = &b_all[(size_t)k0 * slivers * NR + (size_t)first_sliver * kc * NR];
+            b_panel = b_panel_at(b_all, slivers, first_sliver, k0, kc);
         } else {
             for (int s = 0; s < slivers; s++) {
                 bool whole = (s + 1) * NR <= product->N; /* else padded: always packed */
@@ -765,18 +778,9 @@ size_t matmul_packed_b_floats(int K, int N) {
     return (size_t)K * (size_t)ceil_div(N, NR) * NR;
 }
 
-/* K blocks of the size product_run_serial uses, each packed as its pc loop
- * would pack it, one after the other. */
 void matmul_pack_b(const float *B, int ldb, bool transpose_b, int K, int N, float *packed) {
     MatrixView b = {B, transpose_b ? 1 : ldb, transpose_b ? ldb : 1};
-    int kc_max = K > 0 ? k_block_size(K) : 1, n_slivers = ceil_div(N, NR);
-    for (int k0 = 0; k0 < K; k0 += kc_max) {
-        int kc = min_int(kc_max, K - k0);
-        float *block = packed + (size_t)k0 * n_slivers * NR;
-        for (int s = 0; s < n_slivers; s++) {
-            pack_b_sliver(&b, N, k0, kc, s * NR, &block[(size_t)s * kc * NR]);
-        }
-    }
+    pack_b_all(&b, K, N, packed);
 }
 
 /* The definition of matmul(), in the most direct form: one double-precision
