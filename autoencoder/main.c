@@ -534,13 +534,16 @@ static double plot_anomaly(const PlotTarget *target, const AnomalyScores *a, flo
     return auc;
 }
 
+/* How many validation images set the anomaly threshold: the first half. */
+static int calibration_count(const AutoencoderSplit *split) { return split->validation_count / 2; }
+
 /* The threshold of both anomaly modes: the --percentile of the errors of
- * the first half of the validation images (the calibration half; the ROC
- * mode tests on the other half).  scores (validation_count / 2) receives
- * those errors. */
+ * the first half of the validation images (the calibration half,
+ * calibration_count of them; the ROC mode tests on the other half).
+ * scores (calibration_count) receives those errors. */
 static float calibration_threshold(const AutoencoderSettings *s, Loaded *l, float *scores) {
     const AutoencoderSplit *split = &l->data.split;
-    int count = split->validation_count / 2;
+    int count = calibration_count(split);
     autoencoder_scores(&l->g, &l->model, &l->data.data, split->validation, count, s->common.batch, scores);
     return percentile_of(scores, count, s->percentile);
 }
@@ -555,7 +558,7 @@ static int anomaly_of_input(AutoencoderSettings *s, Loaded *l) {
         loaded_free(l);
         return EXIT_RUNTIME_ERROR;
     }
-    float *scores = xmalloc(sizeof(float) * (size_t)(split->validation_count / 2));
+    float *scores = xmalloc(sizeof(float) * (size_t)calibration_count(split));
     float threshold = calibration_threshold(s, l, scores);
     int height, width;
     float *image = input_image(s, l, &height, &width);
@@ -584,7 +587,7 @@ static int command_anomaly(AutoencoderSettings *s) {
     /* The threshold comes from one half of the validation images; the other
      * half are the normal test images, so the false-positive rate is
      * measured on images the threshold never saw. */
-    AnomalyScores a = {.calibration_count = split->validation_count / 2, .anomalous_count = split->holdout_count};
+    AnomalyScores a = {.calibration_count = calibration_count(split), .anomalous_count = split->holdout_count};
     a.normal_count = split->validation_count - a.calibration_count;
     a.calibration = xmalloc(sizeof(float) * (size_t)a.calibration_count);
     a.normal = xmalloc(sizeof(float) * (size_t)a.normal_count);

@@ -602,11 +602,11 @@ static void product_run_serial(const Product *product, PackBuffer *a_buffer,
         b_buffer_data = pack_buffer_reserve(
             b_buffer, (size_t)(m_blocks_outside ? product->K : blocking.kc) * blocking.n_slivers * NR);
         slivers = blocking.n_slivers, first_sliver = 0;
-    }
-    if (m_blocks_outside && b_all == NULL) {
-        pack_b_all(&product->b, product->K, product->N, b_buffer_data);
-        b_all = b_buffer_data;
-        blocking.b_in_place = false;
+        if (m_blocks_outside) {
+            pack_b_all(&product->b, product->K, product->N, b_buffer_data);
+            b_all = b_buffer_data;
+            blocking.b_in_place = false;
+        }
     }
     int i0, i_end;
     if (m_blocks_outside) {
