@@ -89,6 +89,8 @@ PYTHON  = sh .ci/python-or-skip
 -include $(wildcard */model.mk)
 # Test tooling (fuzzing, coursework) adds its targets the same way.
 -include $(wildcard tests/*/*.mk)
+# The notebooks and the cross-model comparison (`make notebooks`, `make compare`).
+-include $(wildcard notebooks/*.mk compare/*.mk)
 
 .PHONY: all features demo test check debug asan bench clean deps-demo deps-test help $(DEMOS) $(BENCHES) $(PARITY)
 all: features $(PROGRAMS) $(if $(HAVE_CHECK),$(TEST_RUNNER))
