@@ -4,6 +4,7 @@
  *   bin/seq2seq eval      --checkpoint runs/x/model.safetensors  loss, accuracy, BLEU
  *   bin/seq2seq translate --checkpoint ... [--input FILE]         one output per line
  *   bin/seq2seq plot      --runs runs/a,runs/b                    accuracy vs length, runs compared
+ *   bin/seq2seq export    --task reverse --out DIR                the task's data as TSV files
  *   bin/seq2seq bench     --cell gru --threads 2                  sequences/s and ms/step
  *   bin/seq2seq parity    --out DIR                               weights, batch, loss and
  *                                                                 gradients for the PyTorch check
@@ -22,7 +23,8 @@
 
 /* ---- Options: one table, each option tagged with the commands using it ---- */
 
-enum { CMD_TRAIN = 1, CMD_EVAL = 2, CMD_TRANSLATE = 4, CMD_PLOT = 8, CMD_BENCH = 16, CMD_PARITY = 32 };
+enum { CMD_TRAIN = 1, CMD_EVAL = 2, CMD_TRANSLATE = 4, CMD_PLOT = 8, CMD_BENCH = 16, CMD_PARITY = 32,
+       CMD_EXPORT = 64 };
 enum { MAX_OPTIONS = 64 };
 
 typedef struct {
@@ -32,14 +34,17 @@ typedef struct {
 
 /* Which commands read each shared option. */
 static const OptionUse COMMON_USE[] = {
-    {"task", CMD_TRAIN | CMD_EVAL}, {"data", CMD_TRAIN | CMD_EVAL}, {"input", CMD_TRANSLATE},
-    {"out", CMD_TRAIN | CMD_EVAL | CMD_TRANSLATE | CMD_PLOT | CMD_PARITY},
+    {"task", CMD_TRAIN | CMD_EVAL | CMD_EXPORT},
+    {"data", CMD_TRAIN | CMD_EVAL | CMD_EXPORT}, /* export: only to refuse it */
+    {"input", CMD_TRANSLATE},
+    {"out", CMD_TRAIN | CMD_EVAL | CMD_TRANSLATE | CMD_PLOT | CMD_PARITY | CMD_EXPORT},
     {"checkpoint", CMD_TRAIN | CMD_EVAL | CMD_TRANSLATE},
     {"checkpoint-every", CMD_TRAIN}, {"steps", CMD_TRAIN | CMD_BENCH},
     {"batch", CMD_TRAIN | CMD_EVAL | CMD_BENCH | CMD_PARITY}, {"lr", CMD_TRAIN | CMD_BENCH},
-    {"seed", CMD_TRAIN | CMD_EVAL | CMD_PLOT | CMD_BENCH | CMD_PARITY},
+    {"seed", CMD_TRAIN | CMD_EVAL | CMD_PLOT | CMD_BENCH | CMD_PARITY | CMD_EXPORT},
     {"threads", CMD_TRAIN | CMD_EVAL | CMD_TRANSLATE | CMD_PLOT | CMD_BENCH}, {"resume", CMD_TRAIN},
-    {"plot-term", CMD_TRAIN | CMD_TRANSLATE | CMD_PLOT}, {"quiet", CMD_TRAIN | CMD_EVAL | CMD_PLOT},
+    {"plot-term", CMD_TRAIN | CMD_TRANSLATE | CMD_PLOT},
+    {"quiet", CMD_TRAIN | CMD_EVAL | CMD_TRANSLATE | CMD_PLOT},
     {"check-numerics", CMD_TRAIN},
 };
 
@@ -52,7 +57,14 @@ static int build_options(Seq2seqSettings *s, int command, Option *options) {
         if (COMMON_USE[u].commands & command) names[named++] = COMMON_USE[u].name;
     names[named] = NULL;
     int count = options_select(common, COMMON_OPTION_COUNT, names, options);
+    for (int i = 0; command == CMD_EXPORT && i < count; i++) { /* what they mean to export */
+        if (strcmp(options[i].name, "out") == 0)
+            options[i].help = "directory for train.tsv, val.tsv and length.tsv (required; made like mkdir -p)";
+        if (strcmp(options[i].name, "data") == 0)
+            options[i].help = "refused: export writes a built-in --task's data, a --data file is data already";
+    }
     const int MODEL = CMD_TRAIN | CMD_BENCH | CMD_PARITY, DECODE = CMD_EVAL | CMD_TRANSLATE;
+    const int TASK = CMD_TRAIN | CMD_EXPORT, CHART = CMD_TRAIN | CMD_EVAL | CMD_PLOT | CMD_EXPORT;
     const struct { Option option; int commands; } own[] = {
         {{"cell", OPTION_CHOICE, &s->cell, "recurrent cell of encoder and decoder", "gru|lstm", 0, 0}, MODEL},
         {{"attention", OPTION_CHOICE, &s->attention,
@@ -71,32 +83,40 @@ static int build_options(Seq2seqSettings *s, int command, Option *options) {
           "stop this session after this step of the --steps run (0: run to the end); --resume continues",
           NULL, 0, 1e9}, CMD_TRAIN},
         {{"clip", OPTION_FLOAT, &s->clip, "clip the global gradient norm to this (0: off)", NULL, 0, 1e6}, CMD_TRAIN},
-        {{"min-length", OPTION_INT, &s->min_length, "shortest source of a built-in task", NULL, 1, 64}, CMD_TRAIN},
+        {{"min-length", OPTION_INT, &s->min_length, "shortest source of a built-in task", NULL, 1, 64}, TASK},
         {{"max-length", OPTION_INT, &s->max_length,
           "longest source of a built-in task (0: 10, or 32 for dates, which covers every format)", NULL, 0, 64},
-         CMD_TRAIN},
-        {{"symbols", OPTION_INT, &s->symbols, "alphabet size of copy/reverse/sort (letters a..)", NULL, 2, 26}, CMD_TRAIN},
+         TASK},
+        {{"symbols", OPTION_INT, &s->symbols, "alphabet size of copy/reverse/sort (letters a..)", NULL, 2, 26}, TASK},
         {{"val-size", OPTION_INT, &s->val_size, "held-out examples of a built-in task", NULL, 1, 1000000},
-         CMD_TRAIN | CMD_EVAL},
-        {{"val-fraction", OPTION_FLOAT, &s->val_fraction, "--data: held-out fraction of the pairs", NULL, 0, 0.9}, CMD_TRAIN},
+         CMD_TRAIN | CMD_EVAL | CMD_EXPORT},
+        {{"train-size", OPTION_INT, &s->train_size,
+          "training examples to write: the first ones train draws for this --seed", NULL, 1, 10000000},
+         CMD_EXPORT},
+        {{"val-fraction", OPTION_FLOAT, &s->val_fraction,
+          "--data: held-out fraction of the pairs (ignored with --val-data)", NULL, 0, 0.9}, CMD_TRAIN},
+        {{"val-data", OPTION_STRING, &s->val_data,
+          "--data: read the held-out pairs from this TSV file instead of carving --val-fraction", NULL, 0, 0},
+         CMD_TRAIN},
         {{"tokens", OPTION_CHOICE, &s->tokens, "--data: characters or space-separated words", "char|word", 0, 0}, CMD_TRAIN},
         {{"lowercase", OPTION_FLAG, &s->lowercase, "--data: lowercase both sides", NULL, 0, 0}, CMD_TRAIN},
         {{"max-tokens", OPTION_INT, &s->max_tokens, "--data: drop pairs with more tokens than this", NULL, 1, 10000},
          CMD_TRAIN | CMD_EVAL},
         {{"eval-every", OPTION_LONG, &s->eval_every, "steps between validation passes", NULL, 1, 1e9}, CMD_TRAIN},
         {{"eval-min-length", OPTION_INT, &s->eval_min_length, "accuracy-vs-length chart: shortest source", NULL, 1, 64},
-         CMD_TRAIN | CMD_EVAL | CMD_PLOT},
+         CHART},
         {{"eval-max-length", OPTION_INT, &s->eval_max_length,
           "accuracy-vs-length chart: longest source (0: 1.5 x --max-length, at most 64)", NULL, 0, 64},
-         CMD_TRAIN | CMD_EVAL | CMD_PLOT},
+         CHART},
         {{"eval-per-length", OPTION_INT, &s->eval_per_length, "examples per length on that chart", NULL, 1, 100000},
-         CMD_TRAIN | CMD_EVAL | CMD_PLOT},
+         CHART},
         {{"heatmaps", OPTION_INT, &s->heatmaps, "attention heatmaps of validation examples to plot", NULL, 0, 100}, CMD_TRAIN},
         {{"beam", OPTION_INT, &s->beam, "beam width (1: greedy decoding)", NULL, 1, 1000}, DECODE},
         {{"length-penalty", OPTION_FLOAT, &s->length_penalty,
           "beam: rank finished outputs by log p / length^this (0: no normalisation)", NULL, 0, 10}, DECODE},
         {{"show-attention", OPTION_FLAG, &s->show_attention,
-          "print each alignment as text (and plot it into --out when given)", NULL, 0, 0}, CMD_TRANSLATE},
+          "print each alignment as text, unless --quiet (and plot it into --out when given)", NULL, 0, 0},
+         CMD_TRANSLATE},
         {{"runs", OPTION_STRING, &s->runs, "comma-separated run directories to compare", NULL, 0, 0}, CMD_PLOT},
     };
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
@@ -113,7 +133,7 @@ static void default_settings(Seq2seqSettings *s, int command) {
     s->teacher_forcing = 1.0f, s->clip = 1.0f, s->lr_schedule = 1;
     s->min_length = 1, s->max_length = 0, s->symbols = 10;
     s->eval_min_length = 1, s->eval_max_length = 0, s->eval_per_length = 200;
-    s->val_size = 1000, s->val_fraction = 0.1f, s->max_tokens = 50;
+    s->val_size = 1000, s->train_size = 20000, s->val_fraction = 0.1f, s->max_tokens = 50;
     s->eval_every = 250, s->beam = 1, s->length_penalty = 1.0f, s->heatmaps = 3;
     if (command == CMD_BENCH) s->common.steps = 20, s->attention = SEQ2SEQ_NO_ATTENTION;
     if (command == CMD_PARITY) s->common.batch = 3, s->embed = 5, s->hidden = 6, s->layers = 1;
@@ -141,23 +161,35 @@ static int eval_max_default(int requested, int max_length, const char *task) {
     return max_length + max_length / 2 < 64 ? max_length + max_length / 2 : 64;
 }
 
+/* The lengths left at 0 (their task's default), shared by train and export
+ * so that both see the same examples; false after a usage message. */
+static bool resolve_task_lengths(Seq2seqSettings *s, const char *command) {
+    if (s->max_length == 0) s->max_length = strcmp(s->common.task, "dates") == 0 ? 32 : 10;
+    s->eval_max_length = eval_max_default(s->eval_max_length, s->max_length, s->common.task);
+    if (s->eval_min_length > s->eval_max_length) {
+        fprintf(stderr, "seq2seq %s: --eval-min-length %d is above --eval-max-length %d\n", command,
+                s->eval_min_length, s->eval_max_length);
+        return false;
+    }
+    if (s->common.data == NULL && seq2seq_task_from_name(s->common.task) < 0) {
+        fprintf(stderr, "seq2seq %s: --task %s: expected copy, reverse, sort, add or dates\n",
+                command, s->common.task);
+        return false;
+    }
+    return true;
+}
+
 /* ---- train ------------------------------------------------------------------- */
 
 static int command_train(Seq2seqSettings *s, const Option *options, int count) {
     char out[4096];
     s->common.out = default_out(s, out, sizeof out);
-    if (s->max_length == 0) s->max_length = strcmp(s->common.task, "dates") == 0 ? 32 : 10;
-    s->eval_max_length = eval_max_default(s->eval_max_length, s->max_length, s->common.task);
-    if (s->eval_min_length > s->eval_max_length) {
-        fprintf(stderr, "seq2seq train: --eval-min-length %d is above --eval-max-length %d\n",
-                s->eval_min_length, s->eval_max_length);
+    if (s->val_data && s->common.data == NULL) {
+        fprintf(stderr, "seq2seq train: --val-data %s needs --data FILE (a built-in task holds out "
+                "its own examples; `seq2seq export` writes both as files)\n", s->val_data);
         return EXIT_USAGE_ERROR;
     }
-    if (s->common.data == NULL && seq2seq_task_from_name(s->common.task) < 0) {
-        fprintf(stderr, "seq2seq train: --task %s: expected copy, reverse, sort, add or dates\n",
-                s->common.task);
-        return EXIT_USAGE_ERROR;
-    }
+    if (!resolve_task_lengths(s, "train")) return EXIT_USAGE_ERROR;
     return seq2seq_train(s, options, count);
 }
 
@@ -196,6 +228,10 @@ static bool task_settings_from(const Metadata *meta, Seq2seqSettings *s, Error *
     static char task[32];
     const char *name = metadata_get(meta, "data.task");
     long min_length, max_length, symbols;
+    const char *val_data = metadata_get(meta, "data.val_data");
+    if ((name == NULL || name[0] == '\0') && val_data && val_data[0])
+        return error_set(err, "this checkpoint was trained on a --data file; pass --data FILE to "
+                         "evaluate it (its held-out pairs came from --val-data %s)", val_data);
     if (name == NULL || name[0] == '\0')
         return error_set(err, "this checkpoint was trained on a --data file; pass --data FILE to "
                          "evaluate it");
@@ -311,7 +347,7 @@ static int command_translate(Seq2seqSettings *s) {
     }
     bool interactive = s->common.input == NULL && isatty(STDIN_FILENO);
     bool attention = loaded.model.config.attention != SEQ2SEQ_NO_ATTENTION;
-    if (s->show_attention && !attention)
+    if (s->show_attention && !attention && !s->common.quiet)
         fprintf(stderr, "note: this model has no attention (--attention none); nothing to show\n");
     const char *lowercase = metadata_get(&loaded.meta, "data.lowercase");
     int max_steps = 2 * loaded.max_target + 2, capacity = 1024;
@@ -330,6 +366,10 @@ static int command_translate(Seq2seqSettings *s) {
     while ((length = getline(&line, &line_size, input)) >= 0) {
         number++;
         while (length > 0 && (line[length - 1] == '\n' || line[length - 1] == '\r')) line[--length] = '\0';
+        /* source<TAB>target lines (a --data or exported file) translate
+         * their source: the text up to the first TAB. */
+        char *tab = strchr(line, '\t');
+        if (tab) *tab = '\0';
         if (lowercase && strcmp(lowercase, "1") == 0) text_lowercase(line); /* as --data was, at training */
         int S = seq2seq_tokenize(&loaded.vocabs.source, loaded.vocabs.words, line, source, capacity);
         if (S < 0) {
@@ -352,7 +392,8 @@ static int command_translate(Seq2seqSettings *s) {
         printf("%s\n", text);
         if (S > 0 && s->show_attention && attention) {
             int rows = n < max_steps ? n : max_steps - 1; /* rows n+1 hold <eos> when it came */
-            print_alignment(&loaded.vocabs, source, S, output, rows, weights);
+            /* --quiet: stdout holds the outputs alone, one line per input line */
+            if (!s->common.quiet) print_alignment(&loaded.vocabs, source, S, output, rows, weights);
             char stem[64];
             snprintf(stem, sizeof stem, "attention_line%d", number);
             if (s->common.out && !seq2seq_plot_attention(&target, stem, &loaded.vocabs, source, S,
@@ -434,6 +475,121 @@ static int command_plot(Seq2seqSettings *s) {
                                  target.term == PLOT_TERM_PNG ? ",png" : "");
     for (int r = 0; r < runs; r++) free(accuracy[r]);
     graph_free(&g);
+    return 0;
+}
+
+/* ---- export: a built-in task's data as TSV files ------------------------------------ */
+
+/* Appends pairs as "source<TAB>target" lines.  A task's vocabularies hold
+ * every character it writes, so ids -> text gives back the generated text. */
+static void append_pairs(FILE *text, const Seq2seqVocabs *v, const Seq2seqPair *pairs, int count) {
+    char source[512], target[512];
+    for (int i = 0; i < count; i++) {
+        seq2seq_detokenize(&v->source, false, pairs[i].source, pairs[i].source_length, source, sizeof source);
+        seq2seq_detokenize(&v->target, false, pairs[i].target, pairs[i].target_length, target, sizeof target);
+        fprintf(text, "%s\t%s\n", source, target);
+    }
+}
+
+/* One file's text, built in memory and written whole (file_write_atomic). */
+enum { EXPORT_FILES = 3 }; /* train.tsv, val.tsv, length.tsv */
+typedef struct {
+    const char *name;
+    char *text;
+    size_t size;
+    int pairs;
+} ExportFile;
+
+static FILE *export_open(ExportFile *file, const char *name) {
+    file->name = name, file->text = NULL, file->size = 0, file->pairs = 0;
+    FILE *stream = open_memstream(&file->text, &file->size);
+    if (stream == NULL) fatal("export_open: open_memstream failed for %s", name);
+    return stream;
+}
+
+/* train.tsv: the first train_size examples that `train` draws for this
+ * seed, in its order (lines 1..B are step 1's batch, and so on): the same
+ * stream (seed, 1) and the same seq2seq_data_sample, so never a held-out one. */
+static void export_train(const Seq2seqSettings *s, const Seq2seqData *d, ExportFile *file) {
+    FILE *text = export_open(file, "train.tsv");
+    Rng rng;
+    rng_seed(&rng, (uint64_t)s->common.seed, 1);
+    Seq2seqPair pair = {.source = xmalloc((size_t)d->max_source * sizeof(int)),
+                        .target = xmalloc((size_t)d->max_target * sizeof(int))};
+    for (; file->pairs < s->train_size; file->pairs++) {
+        seq2seq_data_sample(d, &rng, &pair);
+        append_pairs(text, &d->vocabs, &pair, 1);
+    }
+    free(pair.source), free(pair.target);
+    fclose(text);
+}
+
+/* val.tsv: the validation set of train and eval, as seq2seq_data_build made it. */
+static void export_validation(const Seq2seqData *d, ExportFile *file) {
+    FILE *text = export_open(file, "val.tsv");
+    append_pairs(text, &d->vocabs, d->validation.pairs, d->validation.count);
+    file->pairs = d->validation.count;
+    fclose(text);
+}
+
+/* length.tsv: the accuracy-against-length chart's examples, stream (seed, 5)
+ * through the lengths in order, as seq2seq_length_accuracy draws them. */
+static void export_length_set(const Seq2seqSettings *s, const Seq2seqData *d, ExportFile *file) {
+    FILE *text = export_open(file, "length.tsv");
+    Rng rng;
+    rng_seed(&rng, (uint64_t)s->common.seed, 5);
+    for (int length = s->eval_min_length; length <= s->eval_max_length; length++) {
+        Seq2seqDataset set = {0};
+        file->pairs += seq2seq_length_examples(d, length, s->eval_per_length, &rng, &set);
+        append_pairs(text, &d->vocabs, set.pairs, set.count);
+        seq2seq_dataset_free(&set);
+    }
+    fclose(text);
+}
+
+/* Creates dir (mkdir -p) and writes the files; on a failure removes those
+ * already written, and dir itself when this call created it. */
+static bool write_export(const char *dir, const ExportFile files[EXPORT_FILES], Error *err) {
+    bool existed = path_is_directory(dir);
+    if (!make_directory(dir, err)) return false;
+    char path[EXPORT_FILES][4200];
+    int written = 0;
+    for (; written < EXPORT_FILES; written++) {
+        snprintf(path[written], sizeof path[written], "%s/%s", dir, files[written].name);
+        if (!file_write_atomic(path[written], files[written].text, files[written].size, err)) break;
+    }
+    if (written == EXPORT_FILES) return true;
+    for (int f = 0; f < written; f++) remove(path[f]);
+    if (!existed) rmdir(dir);
+    return false;
+}
+
+static int command_export(Seq2seqSettings *s) {
+    if (s->common.data) {
+        fprintf(stderr, "seq2seq export: --data %s: export writes a built-in --task's data; a --data "
+                "file is data already (train on it with --data and --val-data)\n", s->common.data);
+        return EXIT_USAGE_ERROR;
+    }
+    if (s->common.out == NULL) {
+        fprintf(stderr, "seq2seq export: --out DIR is required: where train.tsv, val.tsv and "
+                "length.tsv go (see --help)\n");
+        return EXIT_USAGE_ERROR;
+    }
+    if (!resolve_task_lengths(s, "export")) return EXIT_USAGE_ERROR;
+    Error err;
+    Seq2seqData data;
+    if (!seq2seq_data_build(s, &data, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
+    ExportFile files[EXPORT_FILES];
+    export_train(s, &data, &files[0]);
+    export_validation(&data, &files[1]);
+    export_length_set(s, &data, &files[2]);
+    bool ok = write_export(s->common.out, files, &err);
+    for (int f = 0; f < EXPORT_FILES; f++) {
+        if (ok) printf("wrote %s/%s: %d pairs\n", s->common.out, files[f].name, files[f].pairs);
+        free(files[f].text);
+    }
+    seq2seq_data_free(&data);
+    if (!ok) error_exit(&err, EXIT_RUNTIME_ERROR);
     return 0;
 }
 
@@ -592,8 +748,12 @@ static const struct {
 } COMMANDS[] = {
     {"train", CMD_TRAIN, "seq2seq train [options]\nTrains an RNN encoder-decoder on a built-in task or a --data TSV file; writes the run directory."},
     {"eval", CMD_EVAL, "seq2seq eval [options]\nLoss, token accuracy, exact match and BLEU of a checkpoint on its task's held-out set or on --data."},
-    {"translate", CMD_TRANSLATE, "seq2seq translate [options]\nReads source lines (--input or stdin) and prints one output per line."},
+    {"translate", CMD_TRANSLATE, "seq2seq translate [options]\nReads source lines (--input or stdin) and prints one output per line; "
+     "a line with a TAB is translated up to the TAB, so a source<TAB>target file can be the input."},
     {"plot", CMD_PLOT, "seq2seq plot --runs DIR1,DIR2 [options]\nExact match against source length for several runs, on one chart."},
+    {"export", CMD_EXPORT, "seq2seq export --task TASK --out DIR [options]\nWrites a built-in task's data as "
+     "source<TAB>target files: train.tsv (--train-size examples as train draws them), val.tsv (train's held-out set), "
+     "length.tsv (the accuracy-against-length chart's examples)."},
     {"bench", CMD_BENCH, "seq2seq bench [options]\nTraining speed on random data: embed 32, hidden 128, vocabulary 32, length 12, batch 64, Adam."},
     {"parity", CMD_PARITY, "seq2seq parity [options]\nWrites parity.safetensors (weights, batch, loss, gradients) for tests/parity/seq2seq_parity.py."},
 };
@@ -623,11 +783,12 @@ int main(int argc, char **argv) {
         case CMD_EVAL: return command_eval(&s);
         case CMD_TRANSLATE: return command_translate(&s);
         case CMD_PLOT: return command_plot(&s);
+        case CMD_EXPORT: return command_export(&s);
         case CMD_BENCH: return command_bench(&s);
         default: return command_parity(&s);
         }
     }
-    fprintf(stderr, "seq2seq: unknown command '%s'; expected train, eval, translate, plot, bench "
-            "or parity (see --help)\n", argv[1]);
+    fprintf(stderr, "seq2seq: unknown command '%s'; expected train, eval, translate, plot, export, "
+            "bench or parity (see --help)\n", argv[1]);
     return EXIT_USAGE_ERROR;
 }

@@ -312,7 +312,9 @@ typedef struct {
     int eval_min_length, eval_max_length; /* accuracy-against-length chart      */
     int eval_per_length;   /* examples per length on that chart                 */
     int val_size;          /* generated validation examples                     */
+    int train_size;        /* export: generated training examples written      */
     float val_fraction;    /* --data: held-out fraction                         */
+    const char *val_data;  /* --data: held-out pairs from this file instead     */
     int tokens;            /* 0 char, 1 word                                    */
     bool lowercase;
     int max_tokens;        /* --data: drop pairs longer than this               */
@@ -340,6 +342,11 @@ void seq2seq_data_free(Seq2seqData *d);
 /* One training example of a generated task, never one held out for
  * validation: pair->source and ->target must hold max_source/max_target ids. */
 void seq2seq_data_sample(const Seq2seqData *d, Rng *rng, Seq2seqPair *pair);
+/* The examples of one source length on the accuracy-against-length chart:
+ * up to `count` drawn from rng (none when the task has no example of that
+ * length), appended to set.  Returns how many. */
+int seq2seq_length_examples(const Seq2seqData *d, int length, int count, Rng *rng,
+                            Seq2seqDataset *set);
 
 /* Teacher-forced loss, and greedy (or beam) decoding scored three ways. */
 typedef struct {

@@ -3,7 +3,8 @@
  *
  * Legend: B batch, S source steps, T decoder steps, V vocabulary.
  *
- * Reading order: data (built-in task or --data file), evaluation (loss,
+ * Reading order: data (built-in task, or --data file with its held-out
+ * pairs carved by --val-fraction or read from --val-data), evaluation (loss,
  * token accuracy, exact match, BLEU; accuracy against source length),
  * checkpoints, plots, then seq2seq_train.
  */
@@ -123,7 +124,21 @@ void seq2seq_data_sample(const Seq2seqData *d, Rng *rng, Seq2seqPair *pair) {
 /* Data: a TSV file                                                           */
 /* ======================================================================== */
 
-/* Tokenizes pairs[indices[i]] into d (dropping pairs over max_tokens). */
+/* Reads a TSV file; the lines it skips are counted in a warning, printed
+ * even with --quiet. */
+static bool read_pair_file(const char *path, bool lowercase, PairList *list, Error *err) {
+    if (!tsv_read_pairs(path, SEQ2SEQ_MAX_LINE_BYTES, lowercase, list, err)) return false;
+    int skipped = list->skipped_empty + list->skipped_no_tab + list->skipped_too_long + list->skipped_bad_utf8;
+    if (skipped > 0)
+        fprintf(stderr, "%s: skipped %d lines (%d blank, %d without a tab, %d longer than %d "
+                "bytes, %d invalid UTF-8)\n", path, skipped, list->skipped_empty,
+                list->skipped_no_tab, list->skipped_too_long, SEQ2SEQ_MAX_LINE_BYTES,
+                list->skipped_bad_utf8);
+    return true;
+}
+
+/* Tokenizes pairs[indices[i]] (indices NULL: pairs 0..count-1) into out,
+ * dropping pairs over max_tokens; returns how many it dropped. */
 static int add_file_pairs(const PairList *list, const int *indices, int count,
                           const Seq2seqVocabs *v, int max_tokens, Seq2seqDataset *out,
                           int *longest_source, int *longest_target) {
@@ -131,7 +146,7 @@ static int add_file_pairs(const PairList *list, const int *indices, int count,
     int *tgt = xmalloc((size_t)(max_tokens + 1) * sizeof(int));
     int dropped = 0;
     for (int i = 0; i < count; i++) {
-        const TextPair *p = &list->pairs[indices[i]];
+        const TextPair *p = &list->pairs[indices ? indices[i] : i];
         int ns = seq2seq_tokenize(&v->source, v->words, p->source, src, max_tokens);
         int nt = seq2seq_tokenize(&v->target, v->words, p->target, tgt, max_tokens);
         if (ns < 1 || nt < 0) {
@@ -146,44 +161,83 @@ static int add_file_pairs(const PairList *list, const int *indices, int count,
     return dropped;
 }
 
-static bool data_from_file(const Seq2seqSettings *s, Seq2seqData *d, Error *err) {
-    PairList list;
-    if (!tsv_read_pairs(s->common.data, SEQ2SEQ_MAX_LINE_BYTES, s->lowercase, &list, err))
-        return false;
-    int skipped = list.skipped_empty + list.skipped_no_tab + list.skipped_too_long + list.skipped_bad_utf8;
-    if (skipped > 0) /* a warning, printed even with --quiet */
-        fprintf(stderr, "%s: skipped %d lines (%d blank, %d without a tab, %d longer than %d "
-                "bytes, %d invalid UTF-8)\n", s->common.data, skipped, list.skipped_empty,
-                list.skipped_no_tab, list.skipped_too_long, SEQ2SEQ_MAX_LINE_BYTES,
-                list.skipped_bad_utf8);
-    /* The held-out split comes from its own random stream. */
+static void warn_dropped(const char *path, int dropped, int max_tokens) {
+    if (dropped > 0) /* a warning, printed even with --quiet */
+        fprintf(stderr, "%s: dropped %d pairs with an empty source or more than --max-tokens %d "
+                "tokens\n", path, dropped, max_tokens);
+}
+
+/* Which pairs train and which are held out.  With --val-data, every pair
+ * of --data trains and every pair of --val-data is held out; otherwise
+ * --val-fraction of --data is held out, picked by its own random stream.
+ * (indices NULL: every pair of the list.) */
+typedef struct {
+    PairList train_list, val_list; /* val_list: --val-data only           */
+    int *train_idx, *val_idx;      /* --val-fraction split only, else NULL */
+    int train_count, val_count;
+} FileSplit;
+
+static void file_split_free(FileSplit *split) {
+    pair_list_free(&split->train_list);
+    pair_list_free(&split->val_list);
+    free(split->train_idx), free(split->val_idx);
+}
+
+static bool file_split(const Seq2seqSettings *s, FileSplit *split, Error *err) {
+    memset(split, 0, sizeof *split);
+    if (!read_pair_file(s->common.data, s->lowercase, &split->train_list, err)) return false;
+    if (s->val_data) {
+        if (!read_pair_file(s->val_data, s->lowercase, &split->val_list, err)) {
+            pair_list_free(&split->train_list);
+            return false;
+        }
+        split->train_count = split->train_list.count, split->val_count = split->val_list.count;
+        return true;
+    }
     Rng rng;
     rng_seed(&rng, (uint64_t)s->common.seed, 3);
-    int *train_idx, *val_idx, train_count, val_count;
-    split_indices(list.count, s->val_fraction, &rng, &train_idx, &train_count, &val_idx, &val_count);
+    split_indices(split->train_list.count, s->val_fraction, &rng, &split->train_idx,
+                  &split->train_count, &split->val_idx, &split->val_count);
+    if (split->train_count == 0) {
+        error_set(err, "%s: %d pairs leave none for training after --val-fraction %g",
+                  s->common.data, split->train_list.count, (double)s->val_fraction);
+        file_split_free(split);
+        return false;
+    }
+    return true;
+}
+
+static bool data_from_file(const Seq2seqSettings *s, Seq2seqData *d, Error *err) {
+    FileSplit split;
+    if (!file_split(s, &split, err)) return false;
+    const PairList *train = &split.train_list, *held_out = s->val_data ? &split.val_list : train;
     seq2seq_vocabs_init(&d->vocabs, s->tokens == 1);
-    bool ok = train_count > 0;
-    if (!ok) error_set(err, "%s: %d pairs leave none for training after --val-fraction %g",
-                       s->common.data, list.count, (double)s->val_fraction);
-    /* The vocabularies come from the training part alone; validation tokens
+    /* The vocabularies come from the training pairs alone; held-out tokens
      * never seen in training become <unk>, as they would for new text. */
-    for (int i = 0; ok && i < train_count; i++)
-        ok = seq2seq_vocab_add_text(&d->vocabs.source, d->vocabs.words, list.pairs[train_idx[i]].source) &&
-             seq2seq_vocab_add_text(&d->vocabs.target, d->vocabs.words, list.pairs[train_idx[i]].target);
+    bool ok = true;
+    for (int i = 0; ok && i < split.train_count; i++) {
+        const TextPair *p = &train->pairs[split.train_idx ? split.train_idx[i] : i];
+        ok = seq2seq_vocab_add_text(&d->vocabs.source, d->vocabs.words, p->source) &&
+             seq2seq_vocab_add_text(&d->vocabs.target, d->vocabs.words, p->target);
+        if (!ok) error_set(err, "%s: line %d: a word longer than 255 bytes", s->common.data, p->line);
+    }
     if (ok) {
-        int dropped = add_file_pairs(&list, train_idx, train_count, &d->vocabs, s->max_tokens,
-                                     &d->train, &d->max_source, &d->max_target);
-        dropped += add_file_pairs(&list, val_idx, val_count, &d->vocabs, s->max_tokens,
-                                  &d->validation, &d->max_source, &d->max_target);
-        if (dropped > 0)
-            fprintf(stderr, "%s: dropped %d pairs with an empty source or more than --max-tokens %d "
-                    "tokens\n", s->common.data, dropped, s->max_tokens);
+        int dropped = add_file_pairs(train, split.train_idx, split.train_count, &d->vocabs,
+                                     s->max_tokens, &d->train, &d->max_source, &d->max_target);
+        int held_out_dropped = add_file_pairs(held_out, split.val_idx, split.val_count, &d->vocabs,
+                                              s->max_tokens, &d->validation, &d->max_source,
+                                              &d->max_target);
+        if (s->val_data) warn_dropped(s->val_data, held_out_dropped, s->max_tokens);
+        else dropped += held_out_dropped;
+        warn_dropped(s->common.data, dropped, s->max_tokens);
         if (d->train.count == 0)
             ok = error_set(err, "%s: no training pair has 1..%d tokens (see --max-tokens)",
                            s->common.data, s->max_tokens);
+        else if (s->val_data && d->validation.count == 0)
+            ok = error_set(err, "%s: no held-out pair has 1..%d tokens (see --max-tokens)",
+                           s->val_data, s->max_tokens);
     }
-    free(train_idx), free(val_idx);
-    pair_list_free(&list);
+    file_split_free(&split);
     return ok;
 }
 
@@ -291,24 +345,34 @@ Seq2seqScores seq2seq_evaluate(Graph *g, const Seq2seqModel *m, const Seq2seqDat
     return scores;
 }
 
+/* The chart's examples are drawn from the whole task, held out or not: at
+ * lengths past --max-length none was trained on anyway.  `export` writes
+ * them with this same function (length.tsv). */
+int seq2seq_length_examples(const Seq2seqData *d, int length, int count, Rng *rng,
+                            Seq2seqDataset *set) {
+    enum { MAX_SOURCE = 64, MAX_TARGET = 128 }; /* a task's longest source and target */
+    char source[TEXT_BYTES], target[TEXT_BYTES];
+    int src[MAX_SOURCE], tgt[MAX_TARGET];
+    Seq2seqTaskSpec spec = d->spec;
+    spec.min_length = spec.max_length = length;
+    int added = 0;
+    for (; added < count && seq2seq_task_text(&spec, rng, source, target, sizeof source); added++) {
+        Seq2seqPair pair = {.source = src, .target = tgt};
+        encode_pair(&d->vocabs, source, target, MAX_SOURCE, MAX_TARGET, &pair);
+        seq2seq_dataset_add(set, pair.source, pair.source_length, pair.target, pair.target_length);
+    }
+    return added;
+}
+
 void seq2seq_length_accuracy(Graph *g, const Seq2seqModel *m, const Seq2seqData *d, int low,
                              int high, int count, Rng *rng, float *accuracy) {
-    char source[TEXT_BYTES], target[TEXT_BYTES];
-    int *src = xmalloc(64 * sizeof(int)), *tgt = xmalloc(128 * sizeof(int));
     for (int length = low; length <= high; length++) {
-        Seq2seqTaskSpec spec = d->spec;
-        spec.min_length = spec.max_length = length;
         Seq2seqDataset set = {0};
-        for (int i = 0; i < count && seq2seq_task_text(&spec, rng, source, target, sizeof source); i++) {
-            Seq2seqPair pair = {.source = src, .target = tgt};
-            encode_pair(&d->vocabs, source, target, 64, 128, &pair);
-            seq2seq_dataset_add(&set, pair.source, pair.source_length, pair.target, pair.target_length);
-        }
+        seq2seq_length_examples(d, length, count, rng, &set);
         accuracy[length - low] =
             set.count ? (float)seq2seq_evaluate(g, m, &set, 256, 1, 0.0f).exact_match : -1.0f;
         seq2seq_dataset_free(&set);
     }
-    free(src), free(tgt);
 }
 
 /* ======================================================================== */
@@ -509,6 +573,11 @@ static void data_metadata(const Seq2seqSettings *s, const Seq2seqData *d, Metada
     metadata_set_int(meta, "data.max_source", d->max_source);
     metadata_set_int(meta, "data.max_target", d->max_target);
     metadata_set(meta, "data.lowercase", s->lowercase ? "1" : "0");
+    /* --val-data: where the held-out pairs came from ("" when carved from
+     * --data by --val-fraction, or generated); eval and --resume read it. */
+    metadata_set(meta, "data.val_data", s->val_data ? s->val_data : "");
+    metadata_set_int(meta, "data.train_pairs", d->from_file ? d->train.count : 0);
+    metadata_set_int(meta, "data.validation_pairs", d->validation.count);
 }
 
 static void run_metadata(const RunState *run, bool from_file, Metadata *meta) {
@@ -572,9 +641,25 @@ static void save_or_exit(const char *path, const Seq2seqModel *m, const Optimize
     if (!ok) error_exit(&err, EXIT_RUNTIME_ERROR);
 }
 
+/* --val-data on resume as at the start: without it the held-out pairs
+ * would be carved from --data again, changing the training set under the
+ * saved sampler.  (The file itself may have moved: only its use is checked.) */
+static bool same_held_out_source(const char *path, const Metadata *meta, const char *val_data,
+                                 Error *err) {
+    const char *saved = metadata_get(meta, "data.val_data");
+    bool saved_used = saved != NULL && saved[0] != '\0';
+    if (saved_used && val_data == NULL)
+        return error_set(err, "%s: was trained with --val-data %s; resume with --val-data too",
+                         path, saved);
+    if (!saved_used && val_data != NULL)
+        return error_set(err, "%s: was trained without --val-data (its held-out pairs came from "
+                         "--val-fraction of --data); resume without --val-data %s", path, val_data);
+    return true;
+}
+
 /* --resume: the checkpoint must come from the same settings and data. */
 static bool resume_from(const char *path, Seq2seqModel *m, Optimizer *opt, const Seq2seqData *d,
-                        RunState *run, Error *err) {
+                        const char *val_data, RunState *run, Error *err) {
     Metadata meta;
     Seq2seqConfig saved;
     Error inner;
@@ -586,6 +671,7 @@ static bool resume_from(const char *path, Seq2seqModel *m, Optimizer *opt, const
                        "embed %d, hidden %d); resume with the same ones", path,
                        seq2seq_cell_name(saved.cell), seq2seq_attention_name(saved.attention),
                        saved.layers, saved.embed, saved.hidden);
+    if (ok) ok = same_held_out_source(path, &meta, val_data, err);
     char *source = vocab_to_json(&d->vocabs.source), *target = vocab_to_json(&d->vocabs.target);
     const char *saved_source = metadata_get(&meta, "vocab.source"), *saved_target = metadata_get(&meta, "vocab.target");
     if (ok && (!saved_source || !saved_target || strcmp(source, saved_source) || strcmp(target, saved_target)))
@@ -796,7 +882,8 @@ int seq2seq_train(const Seq2seqSettings *s, const Option *options, int option_co
     snprintf(checkpoint, sizeof checkpoint, "%s/model.safetensors", s->common.out);
     if (s->common.resume) {
         const char *from = s->common.checkpoint ? s->common.checkpoint : checkpoint;
-        if (!resume_from(from, &model, &opt, &data, &run, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
+        if (!resume_from(from, &model, &opt, &data, s->val_data, &run, &err))
+            error_exit(&err, EXIT_RUNTIME_ERROR);
         if (!s->common.quiet) fprintf(stderr, "resuming %s at step %ld\n", from, run.step);
     }
     create_run_directory(s, options, option_count);

@@ -77,6 +77,10 @@ static const BadInputCase CASES[] = {
     {"seq2seq", "{tiny} --data {directory} --out {out}", 1, "{directory}", "is a directory"},
     {"seq2seq", "{tiny} --data {garbage} --out {out}", 1, "{garbage}", "binary file"},
     {"seq2seq", "{tiny} --data {oversized} --out {out}", 1, "{oversized}", "over the limit"},
+    {"seq2seq", "{tiny} --val-data {empty} --out {out}", 2, "--val-data", "needs --data"},
+    {"seq2seq", "export --task reverse --data {empty} --out {out}", 2, "--data", "built-in --task"},
+    {"seq2seq", "export --task reverse --min-length 9 --max-length 3 --out {out}", 1, "--min-length", "larger"},
+    {"seq2seq", "export --task reverse --out {empty}/run", 1, "{empty}", "not a directory"},
     CHECKPOINT_ROWS("seq2seq", "{transformer-checkpoint}"),
     OPTION_ROWS("seq2seq", "{tiny}"),
 

@@ -7,7 +7,8 @@
  *   - padding changes neither the loss nor the outputs of the real tokens;
  *   - beam search of width 1 is greedy decoding; a tiny set can be overfit;
  *   - checkpoints round trip; resuming is bit for bit; threads 1 and 2 agree;
- *   - the TSV reader's bad input (through bin/seq2seq); BLEU by hand; tasks.
+ *   - the TSV reader's bad input (through bin/seq2seq); BLEU by hand; tasks;
+ *   - export writes the very examples train uses; --val-data reads them back.
  *
  * Legend: B batch, S source steps, T decoder steps, H hidden, A attention,
  * P state parts, V vocabulary.
@@ -672,6 +673,278 @@ START_TEST(test_resume_is_bit_identical_data) {
 END_TEST
 
 /* ======================================================================== */
+/* export and --val-data                                                    */
+/* ======================================================================== */
+
+/* A small alphabet and short strings: 340 sources in all, so a training set
+ * of 400 would hold most held-out ones unless they were kept out. */
+static const char EXPORT_OPTIONS[] =
+    "--task reverse --symbols 4 --max-length 4 --val-size 10 --train-size 400 --eval-per-length 3";
+enum { EXPORT_TRAIN = 400, EXPORT_VAL = 10, EXPORT_LENGTHS = 6, EXPORT_PER_LENGTH = 3 };
+
+/* The lines of a file without their '\n', pointing into *text (both
+ * malloc'd).  Returns the count. */
+static int read_lines(const char *path, char **text, char ***lines) {
+    size_t size;
+    *text = read_entire_file(path, &size);
+    ck_assert_msg(*text != NULL, "cannot read %s", path);
+    int count = 0;
+    for (size_t i = 0; i < size; i++) count += (*text)[i] == '\n';
+    *lines = malloc((size_t)(count + 1) * sizeof(char *));
+    char *line = *text;
+    for (int i = 0; i < count; i++) {
+        char *end = strchr(line, '\n');
+        *end = '\0';
+        (*lines)[i] = line;
+        line = end + 1;
+    }
+    ck_assert_msg(*line == '\0', "%s: the last line has no newline", path);
+    return count;
+}
+
+static void export_to(const char *dir, long seed, char *output, size_t size) {
+    char command[4096];
+    snprintf(command, sizeof command, "%s/seq2seq export %s --seed %ld --out %s", test_bin_dir(),
+             EXPORT_OPTIONS, seed, dir);
+    ck_assert_msg(test_run_command(command, output, size) == 0, "%s\n%s", command, output);
+}
+
+/* One "source<TAB>target" line of the reverse task over letters a..d:
+ * returns the source length. */
+static int check_reverse_line(const char *path, int number, char *line) {
+    char *tab = strchr(line, '\t');
+    ck_assert_msg(tab != NULL && strchr(tab + 1, '\t') == NULL, "%s line %d: '%s'", path, number, line);
+    *tab = '\0';
+    const char *source = line, *target = tab + 1;
+    int n = (int)strlen(source);
+    ck_assert_msg(n >= 1 && (int)strlen(target) == n, "%s line %d: '%s' -> '%s'", path, number, source, target);
+    for (int k = 0; k < n; k++) {
+        ck_assert_msg(source[k] >= 'a' && source[k] <= 'd', "%s line %d: '%s'", path, number, source);
+        ck_assert_msg(target[k] == source[n - 1 - k], "%s line %d: '%s' -> '%s' is no reversal", path,
+                      number, source, target);
+    }
+    return n;
+}
+
+/* The three files, their counts (printed and written), and each pair a
+ * reversal of the right length; no training source is held out. */
+START_TEST(test_export_writes_the_task) {
+    const char *dir = test_temp_dir("seq2seq-export");
+    char out_dir[600], path[700], output[8192], expected[800];
+    snprintf(out_dir, sizeof out_dir, "%s/new/a", dir); /* made like mkdir -p */
+    export_to(out_dir, 3, output, sizeof output);
+    const struct { const char *name; int count; int low, high; } files[] = {
+        {"train.tsv", EXPORT_TRAIN, 1, 4}, {"val.tsv", EXPORT_VAL, 1, 4},
+        {"length.tsv", EXPORT_LENGTHS * EXPORT_PER_LENGTH, 1, EXPORT_LENGTHS}};
+    char *texts[3], **lines[3];
+    for (int f = 0; f < 3; f++) {
+        snprintf(path, sizeof path, "%s/%s", out_dir, files[f].name);
+        snprintf(expected, sizeof expected, "wrote %s: %d pairs\n", path, files[f].count);
+        ck_assert_msg(strstr(output, expected) != NULL, "expected '%s' in:\n%s", expected, output);
+        int count = read_lines(path, &texts[f], &lines[f]);
+        ck_assert_msg(count == files[f].count, "%s: %d lines, expected %d", path, count, files[f].count);
+        for (int i = 0; i < count; i++) {
+            int n = check_reverse_line(path, i + 1, lines[f][i]);
+            ck_assert_msg(n >= files[f].low && n <= files[f].high, "%s line %d: length %d", path, i + 1, n);
+            /* length.tsv: EXPORT_PER_LENGTH of each length, shortest first */
+            if (f == 2) ck_assert_int_eq(n, 1 + i / EXPORT_PER_LENGTH);
+        }
+    }
+    for (int v = 0; v < EXPORT_VAL; v++) { /* distinct, and never trained on */
+        for (int w = 0; w < v; w++) ck_assert_str_ne(lines[1][v], lines[1][w]);
+        for (int t = 0; t < EXPORT_TRAIN; t++)
+            ck_assert_msg(strcmp(lines[1][v], lines[0][t]) != 0, "val.tsv's '%s' is train.tsv line %d",
+                          lines[1][v], t + 1);
+    }
+    for (int f = 0; f < 3; f++) free(texts[f]), free(lines[f]);
+    test_remove_tree(dir);
+}
+END_TEST
+
+/* The same seed writes the same bytes; another seed other examples. */
+START_TEST(test_export_is_reproducible) {
+    const char *dir = test_temp_dir("seq2seq-export-seed");
+    char a[600], b[600], c[600], output[8192], why[1024];
+    snprintf(a, sizeof a, "%s/a", dir), snprintf(b, sizeof b, "%s/b", dir), snprintf(c, sizeof c, "%s/c", dir);
+    export_to(a, 7, output, sizeof output);
+    export_to(b, 7, output, sizeof output);
+    export_to(c, 8, output, sizeof output);
+    const char *names[] = {"train.tsv", "val.tsv", "length.tsv"};
+    for (int f = 0; f < 3; f++) {
+        char path_a[700], path_b[700], path_c[700];
+        snprintf(path_a, sizeof path_a, "%s/%s", a, names[f]);
+        snprintf(path_b, sizeof path_b, "%s/%s", b, names[f]);
+        snprintf(path_c, sizeof path_c, "%s/%s", c, names[f]);
+        ck_assert_msg(files_identical(path_a, path_b, why, sizeof why), "seed 7 twice: %s", why);
+        ck_assert_msg(!files_identical(path_a, path_c, why, sizeof why), "seeds 7 and 8 wrote the same %s",
+                      names[f]);
+    }
+    test_remove_tree(dir);
+}
+END_TEST
+
+/* The first line of `eval`'s output: "eval: examples=N ... bleu=B". */
+static void eval_line(const char *arguments, char *line, size_t size) {
+    char command[4096], output[8192];
+    snprintf(command, sizeof command, "%s/seq2seq eval %s 2>&1", test_bin_dir(), arguments);
+    ck_assert_msg(test_run_command(command, output, sizeof output) == 0, "%s\n%s", command, output);
+    const char *start = strstr(output, "eval: ");
+    ck_assert_msg(start != NULL, "%s\n%s", command, output);
+    snprintf(line, size, "%.*s", (int)strcspn(start, "\n"), start);
+}
+
+/* The examples of each file are those train uses: val.tsv scores exactly
+ * as the checkpoint's own held-out set does (same examples, same order);
+ * train.tsv holds the first draws of the data stream, length.tsv the
+ * chart's (both checked against the functions train calls). */
+START_TEST(test_export_matches_train) {
+    const char *dir = test_temp_dir("seq2seq-export-train");
+    char command[4096], output[8192], arguments[2048], path[700];
+    snprintf(command, sizeof command, "%s/seq2seq train --task reverse --symbols 4 --max-length 4 "
+             "--val-size %d --seed 3 --hidden 12 --embed 6 --batch 8 --steps 5 --eval-every 5 "
+             "--eval-per-length 3 --heatmaps 0 --plot-term none --quiet --out %s/run",
+             test_bin_dir(), EXPORT_VAL, dir);
+    ck_assert_msg(test_run_command(command, output, sizeof output) == 0, "%s\n%s", command, output);
+    snprintf(path, sizeof path, "%s/export", dir);
+    export_to(path, 3, output, sizeof output);
+    char from_task[1024], from_file[1024];
+    snprintf(arguments, sizeof arguments, "--checkpoint %s/run/model.safetensors --val-size %d", dir, EXPORT_VAL);
+    eval_line(arguments, from_task, sizeof from_task);
+    snprintf(arguments, sizeof arguments, "--checkpoint %s/run/model.safetensors --data %s/val.tsv", dir, path);
+    eval_line(arguments, from_file, sizeof from_file);
+    ck_assert_msg(strstr(from_task, "examples=10 ") != NULL, "%s", from_task);
+    ck_assert_str_eq(from_task, from_file);
+
+    /* The settings export used, for the data functions of train.c. */
+    Seq2seqSettings s;
+    memset(&s, 0, sizeof s);
+    s.common.task = "reverse", s.common.seed = 3;
+    s.min_length = 1, s.max_length = 4, s.symbols = 4, s.val_size = EXPORT_VAL;
+    Seq2seqData d;
+    Error err;
+    ck_assert_msg(seq2seq_data_build(&s, &d, &err), "%s", err.message);
+    char *texts[2], **lines[2], source[64], target[64], line[200];
+    const char *names[2] = {"train.tsv", "length.tsv"};
+    for (int f = 0; f < 2; f++) {
+        char file[800];
+        snprintf(file, sizeof file, "%s/%s", path, names[f]);
+        read_lines(file, &texts[f], &lines[f]);
+    }
+    Rng data_rng, chart_rng; /* seq2seq_train's stream 1, plot_run's stream 5 */
+    rng_seed(&data_rng, 3, 1), rng_seed(&chart_rng, 3, 5);
+    int ids[2][64];
+    Seq2seqPair pair = {.source = ids[0], .target = ids[1]};
+    for (int i = 0; i < EXPORT_TRAIN; i++) {
+        seq2seq_data_sample(&d, &data_rng, &pair);
+        seq2seq_detokenize(&d.vocabs.source, false, pair.source, pair.source_length, source, sizeof source);
+        seq2seq_detokenize(&d.vocabs.target, false, pair.target, pair.target_length, target, sizeof target);
+        snprintf(line, sizeof line, "%s\t%s", source, target);
+        ck_assert_msg(strcmp(line, lines[0][i]) == 0, "train.tsv line %d: '%s', train draws '%s'", i + 1,
+                      lines[0][i], line);
+    }
+    for (int length = 1, i = 0; length <= EXPORT_LENGTHS; length++) {
+        Seq2seqDataset set = {0};
+        ck_assert_int_eq(seq2seq_length_examples(&d, length, EXPORT_PER_LENGTH, &chart_rng, &set), EXPORT_PER_LENGTH);
+        for (int k = 0; k < set.count; k++, i++) {
+            const Seq2seqPair *p = &set.pairs[k];
+            seq2seq_detokenize(&d.vocabs.source, false, p->source, p->source_length, source, sizeof source);
+            seq2seq_detokenize(&d.vocabs.target, false, p->target, p->target_length, target, sizeof target);
+            snprintf(line, sizeof line, "%s\t%s", source, target);
+            ck_assert_msg(strcmp(line, lines[1][i]) == 0, "length.tsv line %d: '%s', the chart draws '%s'",
+                          i + 1, lines[1][i], line);
+        }
+        seq2seq_dataset_free(&set);
+    }
+    for (int f = 0; f < 2; f++) free(texts[f]), free(lines[f]);
+    seq2seq_data_free(&d);
+    test_remove_tree(dir);
+}
+END_TEST
+
+static int count_file_lines(const char *path) {
+    char *text, **lines;
+    int count = read_lines(path, &text, &lines);
+    free(text), free(lines);
+    return count;
+}
+
+static const char *metadata_of(const char *checkpoint, const char *key, char *value, size_t size) {
+    Metadata meta;
+    Error err;
+    ck_assert_msg(checkpoint_read_metadata(checkpoint, &meta, &err), "%s", err.message);
+    const char *found = metadata_get(&meta, key);
+    ck_assert_msg(found != NULL, "%s: no %s", checkpoint, key);
+    snprintf(value, size, "%s", found);
+    metadata_free(&meta);
+    return value;
+}
+
+/* train --data train.tsv --val-data val.tsv: every line of val.tsv is held
+ * out, every line of train.tsv trains; the final val_loss is eval's on
+ * val.tsv; the checkpoint records it; the misuses exit with a message. */
+START_TEST(test_val_data) {
+    const char *dir = test_temp_dir("seq2seq-val-data");
+    char command[4096], output[8192], data[700], run[700], train[800], val[800], checkpoint[800], value[256];
+    snprintf(data, sizeof data, "%s/data", dir), snprintf(run, sizeof run, "%s/run", dir);
+    export_to(data, 5, output, sizeof output);
+    snprintf(train, sizeof train, "%s/train.tsv", data), snprintf(val, sizeof val, "%s/val.tsv", data);
+    snprintf(checkpoint, sizeof checkpoint, "%s/model.safetensors", run);
+    snprintf(command, sizeof command, "%s/seq2seq train --data %s --val-data %s %s --steps 6 --out %s 2>&1",
+             test_bin_dir(), train, val, SMALL_RUN, run);
+    ck_assert_msg(test_run_command(command, output, sizeof output) == 0, "%s\n%s", command, output);
+    double val_loss = -1, eval_loss = -2;
+    const char *at = strstr(output, "val_loss=");
+    ck_assert_msg(at && sscanf(at, "val_loss=%lf", &val_loss) == 1, "%s", output);
+    ck_assert_int_eq(atoi(metadata_of(checkpoint, "data.validation_pairs", value, sizeof value)),
+                     count_file_lines(val));
+    ck_assert_int_eq(atoi(metadata_of(checkpoint, "data.train_pairs", value, sizeof value)),
+                     count_file_lines(train));
+    ck_assert_str_eq(metadata_of(checkpoint, "data.val_data", value, sizeof value), val);
+    char line[1024], arguments[2048];
+    snprintf(arguments, sizeof arguments, "--checkpoint %s --data %s", checkpoint, val);
+    eval_line(arguments, line, sizeof line);
+    snprintf(value, sizeof value, "eval: examples=%d ", count_file_lines(val));
+    ck_assert_msg(strncmp(line, value, strlen(value)) == 0, "%s", line);
+    ck_assert_msg(sscanf(strstr(line, " loss="), " loss=%lf", &eval_loss) == 1, "%s", line);
+    ck_assert_msg(val_loss == eval_loss, "train's val_loss %.4f, eval on val.tsv %.4f", val_loss, eval_loss);
+
+    /* --resume needs --val-data as the run began */
+    snprintf(command, sizeof command, "%s/seq2seq train --data %s %s --steps 8 --out %s --resume", test_bin_dir(),
+             train, SMALL_RUN, run);
+    ck_assert_int_eq(test_run_command(command, output, sizeof output), 1);
+    ck_assert_msg(strstr(output, "--val-data") != NULL, "%s", output);
+    /* without --data: a usage error */
+    snprintf(command, sizeof command, "%s/seq2seq train --task reverse --val-data %s --out %s/none", test_bin_dir(),
+             val, dir);
+    ck_assert_int_eq(test_run_command(command, output, sizeof output), 2);
+    ck_assert_msg(strstr(output, "--val-data") && strstr(output, "--data"), "%s", output);
+    /* a missing file: named, exit 1, no run directory */
+    snprintf(command, sizeof command, "%s/seq2seq train --data %s --val-data %s/missing_val.tsv %s --out %s/none",
+             test_bin_dir(), train, dir, SMALL_RUN, dir);
+    ck_assert_int_eq(test_run_command(command, output, sizeof output), 1);
+    ck_assert_msg(strstr(output, "missing_val.tsv") != NULL, "%s", output);
+    snprintf(command, sizeof command, "%s/none", dir);
+    struct stat st;
+    ck_assert_msg(stat(command, &st) != 0, "a failed run left %s behind", command);
+    /* export refuses --data */
+    snprintf(command, sizeof command, "%s/seq2seq export --data %s --out %s/none", test_bin_dir(), train, dir);
+    ck_assert_int_eq(test_run_command(command, output, sizeof output), 2);
+    ck_assert_msg(strstr(output, "--data") != NULL, "%s", output);
+    test_remove_tree(dir);
+}
+END_TEST
+
+START_TEST(test_resume_is_bit_identical_val_data) {
+    const char *dir = test_temp_dir("seq2seq-val-data-resume");
+    char output[8192], option[1600];
+    export_to(dir, 9, output, sizeof output);
+    snprintf(option, sizeof option, "--data %s/train.tsv --val-data %s/val.tsv", dir, dir);
+    check_resume(option);
+    test_remove_tree(dir);
+}
+END_TEST
+
+/* ======================================================================== */
 /* The command line: bad input, translate                                   */
 /* ======================================================================== */
 
@@ -766,6 +1039,23 @@ START_TEST(test_translate_one_line_per_input) {
     int lines = 0;
     for (const char *c = output; *c; c++) lines += *c == '\n';
     ck_assert_msg(lines == 3, "expected 3 lines, got %d:\n%s", lines, output);
+    /* --quiet: the outputs alone, even with --show-attention */
+    snprintf(command, sizeof command, "%s/seq2seq translate --checkpoint %s/model.safetensors --input %s "
+             "--show-attention --quiet 2>/dev/null", test_bin_dir(), dir, input);
+    ck_assert_int_eq(test_run_command(command, output, sizeof output), 0);
+    lines = 0;
+    for (const char *c = output; *c; c++) lines += *c == '\n';
+    ck_assert_msg(lines == 3, "--quiet: expected 3 lines, got %d:\n%s", lines, output);
+    /* source<TAB>target: only the source is translated (the alignment shows
+     * its columns, so a TAB read as <unk> would show) */
+    char plain[4096];
+    snprintf(command, sizeof command, "printf 'cab\\n' | %s/seq2seq translate --checkpoint %s/model.safetensors "
+             "--show-attention", test_bin_dir(), dir);
+    ck_assert_int_eq(test_run_command(command, plain, sizeof plain), 0);
+    snprintf(command, sizeof command, "printf 'cab\\tbac\\tmore\\n' | %s/seq2seq translate --checkpoint "
+             "%s/model.safetensors --show-attention", test_bin_dir(), dir);
+    ck_assert_int_eq(test_run_command(command, output, sizeof output), 0);
+    ck_assert_str_eq(output, plain);
     snprintf(command, sizeof command, "echo abc | %s/seq2seq translate --checkpoint %s/model.safetensors "
              "--show-attention --beam 3 --out %s --plot-term none", test_bin_dir(), dir, dir);
     ck_assert_int_eq(test_run_command(command, output, sizeof output), 0);
@@ -813,5 +1103,14 @@ Suite *seq2seq_suite(void) {
     tcase_add_test(runs, test_command_line_errors);
     tcase_add_test(runs, test_translate_one_line_per_input);
     suite_add_tcase(suite, runs);
+
+    TCase *export = tcase_create("export");
+    tcase_set_timeout(export, 240);
+    tcase_add_test(export, test_export_writes_the_task);
+    tcase_add_test(export, test_export_is_reproducible);
+    tcase_add_test(export, test_export_matches_train);
+    tcase_add_test(export, test_val_data);
+    tcase_add_test(export, test_resume_is_bit_identical_val_data);
+    suite_add_tcase(suite, export);
     return suite;
 }
