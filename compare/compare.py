@@ -510,6 +510,8 @@ def main():
                         help="seeds 1..N per model; the tables show mean ± std over them (default 3, quick 2)")
     parser.add_argument("--tasks", default=",".join(TASK_NAMES),
                         help="comma-separated subset of %s (default: all)" % ",".join(TASK_NAMES))
+    parser.add_argument("--steps", type=int, default=None,
+                        help="training steps of every model on every task (default: per task, see settings())")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time, one thread each (default 2)")
     parser.add_argument("--out", default=os.path.join(ROOT, "runs", "compare"),
                         help="output directory (default runs/compare)")
@@ -523,6 +525,8 @@ def main():
     seeds_count = a.seeds if a.seeds is not None else (2 if a.quick else 3)
     if not 1 <= seeds_count <= 100:
         parser.error("--seeds %d: expected 1 to 100" % seeds_count)
+    if a.steps is not None and a.steps < 1:
+        parser.error("--steps %d: expected at least 1" % a.steps)
     if a.jobs < 1:
         parser.error("--jobs %d: expected at least 1" % a.jobs)
     for name in ["seq2seq", "transformer", "recursive_nn", "autoencoder"]:
@@ -531,6 +535,8 @@ def main():
 
     seeds = list(range(1, seeds_count + 1))
     s = settings(a.quick)
+    for task_settings in s.values():
+        task_settings["steps"] = a.steps or task_settings["steps"]
     out = os.path.abspath(a.out)
     runs = []
     for task in tasks:
@@ -554,8 +560,8 @@ def main():
         sys.exit(1)
 
     summary = ["# tinyzoo: architectures compared on the same toy tasks", "",
-               "`python3 compare/compare.py%s --seeds %d` on %s, in %.0f s (%d runs, %d at a time)." % (
-                   " --quick" if a.quick else "", seeds_count, time.strftime("%Y-%m-%d"),
+               "`python3 compare/compare.py%s%s --seeds %d` on %s, in %.0f s (%d runs, %d at a time)." % (
+                   " --quick" if a.quick else "", " --steps %d" % a.steps if a.steps else "", seeds_count, time.strftime("%Y-%m-%d"),
                    time.time() - started, len(runs), a.jobs), ""]
     for task in tasks:
         table = write_table(out, task, MODEL_ORDER)
