@@ -187,7 +187,11 @@ static int command_train(int argc, char **argv) {
     options_parse_or_exit(argc, argv, 2, options, count,
                           "transformer train [options]\n"
                           "Trains a GPT- or BERT-style transformer; writes metrics.csv, "
-                          "model.safetensors, config.txt and plots to --out.");
+                          "model.safetensors, config.txt and plots to --out.\n"
+                          "--task copy|reverse|sort|add|toy|text|words|sentiment, or --task pairs "
+                          "--data FILE: source<TAB>target lines, learnt as "
+                          "source<sep>target<end> (GPT only; characters; a pair longer than "
+                          "--context tokens is skipped, with a count on stderr).");
     settings_finish(&s);
     pairs_options_check(&s);
     s.train.options = options;
@@ -642,9 +646,10 @@ static const char USAGE[] =
     "usage: transformer <command> [options]\n"
     "A GPT-style decoder and a BERT-style encoder, trained on built-in tasks or a text file.\n"
     "commands:\n"
-    "  train      train a model (--task copy|reverse|sort|add|toy|text|words|sentiment)\n"
+    "  train      train a model (--task copy|reverse|sort|add|toy|text|words|sentiment|pairs)\n"
     "  eval       validation loss and accuracy of a checkpoint\n"
-    "  generate   continue a prompt (GPT); greedy or sampled, with a KV cache\n"
+    "  generate   continue a prompt (GPT); greedy or sampled, with a KV cache; or answer\n"
+    "             each line of --input FILE (copy, reverse, sort, add, pairs)\n"
     "  fill       predict the <mask> tokens of a prompt (BERT, masked tokens)\n"
     "  classify   the sentiment class of a sentence (BERT classifier)\n"
     "  plot       attention maps for a prompt, positional encoding, embedding PCA, curves\n"
