@@ -254,6 +254,7 @@ static bool load_pairs(TransformerData *d, const TransformerDataOptions *o, Rng 
         memmove(row, d->tokens + (size_t)n * o->context, (size_t)d->lengths[n] * sizeof(int));
         for (int t = d->lengths[n]; t < d->width; t++) row[t] = d->pad_id;
     }
+    d->tokens = xrealloc(d->tokens, (size_t)d->count * d->width * sizeof(int)); /* (N, W) */
     bool ok = d->train_count > 0 ||
               error_set(err, "%s: no pair fits --context %d (source + <sep> + target + <end>, "
                         "in characters); raise --context", o->data_path, o->context);
