@@ -17,6 +17,7 @@
 #include "checkpoint.h"
 #include "gradcheck.h"
 #include "matmul.h"
+#include "program_runs.h"
 #include "test_suites.h"
 #include "../transformer/transformer.h"
 
@@ -559,6 +560,17 @@ START_TEST(test_bad_input_is_rejected) {
     expect_failure(dir, args, 1, "bert");
     snprintf(args, sizeof args, "fly");
     expect_failure(dir, args, 2, "unknown command");
+    /* --task pairs: GPT only, --data required, --val-data only with it */
+    snprintf(args, sizeof args, "train --val-data %s/short.txt --out %s/bad", dir, dir);
+    expect_failure(dir, args, 2, "--val-data");
+    snprintf(args, sizeof args, "train --task reverse --val-data %s/short.txt --out %s/bad", dir, dir);
+    expect_failure(dir, args, 2, "--task pairs");
+    snprintf(args, sizeof args, "train --task pairs --data %s/short.txt --mode bert --out %s/bad", dir, dir);
+    expect_failure(dir, args, 2, "--mode gpt");
+    snprintf(args, sizeof args, "train --task pairs --out %s/bad", dir);
+    expect_failure(dir, args, 2, "--data");
+    snprintf(args, sizeof args, "train --task pairs --data %s --out %s/bad", path, dir);
+    expect_failure(dir, args, 1, "source<TAB>target");
     /* a model to generate from, then bad prompts */
     snprintf(args, sizeof args,
              "%s/transformer train --task reverse --task-length 3 --examples 100 --layers 1 "
@@ -593,6 +605,204 @@ START_TEST(test_bad_input_is_rejected) {
 }
 END_TEST
 
+/* ---- --task pairs ------------------------------------------------------------------------------ */
+
+/* Eight pairs whose text holds the characters the built-in tasks use as
+ * separator and end (">" and "."), the pad "_", and a two-byte "é". */
+static const char PAIRS_TSV[] = "cat\tchat\n"
+                                "dog>.\tchien_\n"
+                                "bird\toiseau\n"
+                                "fish\tpoisson\n"
+                                "horse\tcheval\n"
+                                "cow\tvache\n"
+                                "pig\tcochon\n"
+                                "sheep\tmouton é\n";
+static const char *const PAIRS_TARGETS[8] = {"chat",  "chien_", "oiseau", "poisson",
+                                             "cheval", "vache",  "cochon", "mouton é"};
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    ck_assert_msg(f != NULL, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* The vocabulary is pad, sep, end, unk, then the training characters
+ * sorted; each row is "source<sep>target<end>", padded; a batch scores the
+ * target and <end> only; --val-data validates on its own lines, where an
+ * unseen character is <unk>; --val-fraction holds out a share of --data. */
+START_TEST(test_pairs_task_reads_a_tsv) {
+    const char *dir = test_temp_dir("transformer-pairs-load");
+    char train_path[700], val_path[700];
+    snprintf(train_path, sizeof train_path, "%s/train.tsv", dir);
+    snprintf(val_path, sizeof val_path, "%s/val.tsv", dir);
+    write_text(train_path, PAIRS_TSV);
+    write_text(val_path, "cat\tchat\nZebra\tzèbre\n");
+    TransformerDataOptions o = {.task = TRANSFORMER_TASK_PAIRS, .data_path = train_path,
+                                .val_data_path = val_path, .context = 64, .examples = 100,
+                                .seed = 1};
+    TransformerData d;
+    Error err;
+    ck_assert_msg(transformer_data_load(&d, &o, false, &err), "%s", err.message);
+    ck_assert_int_eq(d.kind, TRANSFORMER_EXAMPLES);
+    ck_assert_int_eq(d.train_count, 8);
+    ck_assert_int_eq(d.validation_count, 2);
+    const char *specials[4] = {"<pad>", "<sep>", "<end>", "<unk>"};
+    for (int i = 0; i < 4; i++) ck_assert_str_eq(d.vocab.tokens[i], specials[i]);
+    ck_assert_int_eq(d.pad_id, 0);
+    ck_assert_int_eq(d.end_id, 2);
+    ck_assert_int_eq(d.unk_id, 3);
+    /* the characters of the training text, each once, in byte order */
+    const char *characters = " .>_abcdefghilmnoprstuvwé"; /* by hand from PAIRS_TSV */
+    Vocab expected;
+    vocab_init(&expected);
+    ck_assert(vocab_add_chars(&expected, characters, strlen(characters), &err));
+    ck_assert_int_eq(d.vocab.size, 4 + expected.size);
+    for (int i = 0; i < expected.size; i++) ck_assert_str_eq(d.vocab.tokens[4 + i], expected.tokens[i]);
+    vocab_free(&expected);
+    /* rows: the training lines in file order, then the validation lines */
+    char text[256], want[256];
+    for (int n = 0; n < 8; n++) {
+        const char *line = strstr(PAIRS_TSV, PAIRS_TARGETS[n]) - 1; /* the TAB before it */
+        const char *start = line;
+        while (start > PAIRS_TSV && start[-1] != '\n') start--;
+        snprintf(want, sizeof want, "%.*s<sep>%s<end>", (int)(line - start), start, PAIRS_TARGETS[n]);
+        ck_assert_int_eq(d.train[n], n);
+        transformer_decode(&d.vocab, false, d.tokens + (size_t)n * d.width, d.lengths[n], text, sizeof text);
+        ck_assert_str_eq(text, want);
+        ck_assert_int_eq(d.tokens[(size_t)n * d.width + d.answer_start[n] - 1], 1); /* <sep> */
+        for (int t = d.lengths[n]; t < d.width; t++) ck_assert_int_eq(d.tokens[(size_t)n * d.width + t], 0);
+    }
+    int zebra = d.validation[1];
+    transformer_decode(&d.vocab, false, d.tokens + (size_t)zebra * d.width, d.lengths[zebra], text, sizeof text);
+    ck_assert_str_eq(text, "<unk>ebra<sep><unk><unk>bre<end>"); /* no Z, z or è in training */
+    /* a validation batch: targets are the answer and <end>, nothing else */
+    TransformerBatch batch;
+    transformer_batch_alloc(&batch, 4, transformer_data_time(&d, 64));
+    ck_assert_int_eq(transformer_batch_validation(&d, false, 0, 4, NULL, &batch), 2);
+    for (int b = 0; b < 2; b++) {
+        int n = d.validation[b];
+        const int *row = d.tokens + (size_t)n * d.width;
+        for (int t = 0; t < batch.time; t++) {
+            bool answer = t + 1 >= d.answer_start[n] && t + 1 < d.lengths[n];
+            ck_assert_int_eq(batch.targets[b * batch.time + t], answer ? row[t + 1] : -1);
+        }
+    }
+    transformer_batch_free(&batch);
+    transformer_data_free(&d);
+    /* --val-fraction 0.25 of 8 lines: 2 held out, each line in one part */
+    o.val_data_path = NULL;
+    o.val_fraction = 0.25f;
+    ck_assert_msg(transformer_data_load(&d, &o, false, &err), "%s", err.message);
+    ck_assert_int_eq(d.train_count, 6);
+    ck_assert_int_eq(d.validation_count, 2);
+    ck_assert_int_eq(d.count, 8);
+    transformer_data_free(&d);
+    /* --context 10: "horse<sep>cheval<end>" (13), "fish<sep>poisson<end>" (13),
+     * "dog>.<sep>chien_<end>" (13), "sheep<sep>mouton é<end>" (15), "bird<sep>oiseau<end>" (12)
+     * and "pig<sep>cochon<end>" (11) do not fit; they are skipped */
+    o.val_data_path = val_path;
+    o.context = 10;
+    ck_assert_msg(transformer_data_load(&d, &o, false, &err), "%s", err.message);
+    ck_assert_int_eq(d.train_count, 2); /* cat, cow */
+    ck_assert_int_eq(d.validation_count, 1); /* cat; "Zebra<sep>zèbre<end>" is 12 */
+    ck_assert_int_le(d.width, 10);
+    transformer_data_free(&d);
+    o.context = 8; /* none fits: an error naming the file and the option */
+    ck_assert(!transformer_data_load(&d, &o, false, &err));
+    ck_assert_ptr_nonnull(strstr(err.message, train_path));
+    ck_assert_ptr_nonnull(strstr(err.message, "--context 8"));
+}
+END_TEST
+
+/* Trains on the eight pairs until it knows them; then generate --input
+ * prints exactly the targets, one line per input line, from the TSV file
+ * itself (the TAB cuts the target off) and from a file of sources; eval
+ * agrees; the same seed gives the same checkpoint. */
+START_TEST(test_pairs_overfit_then_generate_input) {
+    const char *dir = test_temp_dir("transformer-pairs-run");
+    char data[700], sources[700], args[4096], path_a[800], path_b[800];
+    snprintf(data, sizeof data, "%s/pairs.tsv", dir);
+    snprintf(sources, sizeof sources, "%s/sources.txt", dir);
+    write_text(data, PAIRS_TSV);
+    write_text(sources, "cat\ndog>.\nbird\nfish\nhorse\ncow\npig\nsheep\n");
+    const char *flags = "--task pairs --context 16 --layers 2 --d-model 32 --heads 4 --batch 8 "
+                        "--steps 300 --lr 3e-3 --eval-every 100 --plot-term none --quiet --threads 1";
+    ProgramResult r;
+    snprintf(args, sizeof args, "train %s --data %s --val-data %s --out %s/a", flags, data, data, dir);
+    program_run(dir, "transformer", args, &r);
+    ck_assert_msg(r.status == 0, "train: %s", r.err);
+    ck_assert_msg(strstr(r.out, "final: step=300 ") && strstr(r.out, "val_exact_match=1.0000"),
+                  "%s", r.out);
+    char expected[256] = "";
+    for (int i = 0; i < 8; i++) {
+        strcat(expected, PAIRS_TARGETS[i]);
+        strcat(expected, "\n");
+    }
+    const char *inputs[2] = {data, sources};
+    for (int k = 0; k < 2; k++) {
+        snprintf(args, sizeof args, "generate --checkpoint %s/a/model.safetensors --input %s --quiet",
+                 dir, inputs[k]);
+        program_run(dir, "transformer", args, &r);
+        ck_assert_msg(r.status == 0, "generate: %s", r.err);
+        ck_assert_str_eq(r.out, expected);
+        ck_assert_str_eq(r.err, "");
+    }
+    snprintf(args, sizeof args, "eval --checkpoint %s/a/model.safetensors", dir);
+    program_run(dir, "transformer", args, &r);
+    ck_assert_msg(r.status == 0 && strstr(r.out, "val_exact_match=1.0000"), "%s%s", r.out, r.err);
+    /* the same flags and seed: the same bytes */
+    snprintf(args, sizeof args, "train %s --data %s --val-data %s --out %s/b", flags, data, data, dir);
+    program_run(dir, "transformer", args, &r);
+    ck_assert_msg(r.status == 0, "train: %s", r.err);
+    snprintf(path_a, sizeof path_a, "%s/a/model.safetensors", dir);
+    snprintf(path_b, sizeof path_b, "%s/b/model.safetensors", dir);
+    char why[512];
+    ck_assert_msg(checkpoints_identical(path_a, path_b, why, sizeof why), "%s", why);
+}
+END_TEST
+
+/* A pair longer than --context is skipped with a count on stderr, and the
+ * others still train; a prompt longer than the context gets an empty line
+ * and a warning, so output line n still answers input line n; --input
+ * needs an example task; --val-fraction holds out a share. */
+START_TEST(test_pairs_limits) {
+    const char *dir = test_temp_dir("transformer-pairs-limits");
+    char data[700], prompts[700], args[4096];
+    snprintf(data, sizeof data, "%s/pairs.tsv", dir);
+    snprintf(prompts, sizeof prompts, "%s/prompts.txt", dir);
+    write_text(data, PAIRS_TSV);
+    write_text(prompts, "cat\nabcdefghijklmnopqrstuvwxyz\ncow\n");
+    ProgramResult r;
+    snprintf(args, sizeof args, "train --task pairs --data %s --val-fraction 0.25 --context 12 "
+             "--layers 1 --d-model 8 --heads 2 --batch 4 --steps 3 --plot-term none --quiet "
+             "--out %s/run", data, dir);
+    program_run(dir, "transformer", args, &r);
+    ck_assert_msg(r.status == 0, "train: %s", r.err);
+    /* 15 tokens for "sheep<sep>mouton é<end>", 13 for dog, fish and horse */
+    ck_assert_msg(strstr(r.err, "skipped ") && strstr(r.err, "longer than --context 12"), "%s", r.err);
+    ck_assert_msg(strstr(r.out, "val_exact_match="), "%s", r.out);
+    snprintf(args, sizeof args, "generate --checkpoint %s/run/model.safetensors --input %s --quiet",
+             dir, prompts);
+    program_run(dir, "transformer", args, &r);
+    ck_assert_msg(r.status == 0, "generate: %s", r.err);
+    int lines = 0;
+    for (const char *p = r.out; *p; p++) lines += *p == '\n';
+    ck_assert_msg(lines == 3, "%d lines: %s", lines, r.out);
+    ck_assert_msg(strstr(r.out, "\n\n") != NULL, "the long prompt's line is not empty: %s", r.out);
+    ck_assert_msg(strstr(r.err, "line 2") && strstr(r.err, "--context 12"), "%s", r.err);
+    /* a stream task has no answers to give */
+    snprintf(args, sizeof args, "train --task toy --context 8 --layers 1 --d-model 8 --heads 2 "
+             "--batch 2 --steps 1 --examples 100 --plot-term none --quiet --out %s/toy", dir);
+    program_run(dir, "transformer", args, &r);
+    ck_assert_msg(r.status == 0, "train: %s", r.err);
+    snprintf(args, sizeof args, "generate --checkpoint %s/toy/model.safetensors --input %s", dir, prompts);
+    program_run(dir, "transformer", args, &r);
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_msg(strstr(r.err, "--input") && strstr(r.err, "toy"), "%s", r.err);
+}
+END_TEST
+
 Suite *transformer_suite(void) {
     Suite *s = suite_create("transformer");
     TCase *model = tcase_create("model");
@@ -608,11 +818,14 @@ Suite *transformer_suite(void) {
     tcase_add_test(model, test_tasks_make_their_answers);
     tcase_add_test(model, test_toy_language_is_word_level);
     tcase_add_test(model, test_checkpoint_round_trip);
+    tcase_add_test(model, test_pairs_task_reads_a_tsv);
     suite_add_tcase(s, model);
     TCase *program = tcase_create("program");
     tcase_set_timeout(program, 120);
     tcase_add_test(program, test_resume_is_bit_identical);
     tcase_add_test(program, test_bad_input_is_rejected);
+    tcase_add_test(program, test_pairs_overfit_then_generate_input);
+    tcase_add_test(program, test_pairs_limits);
     suite_add_tcase(s, program);
     return s;
 }

@@ -120,3 +120,27 @@ int transformer_generate(Graph *g, const Transformer *m, const int *prompt, int 
     free(scratch);
     return total;
 }
+
+int transformer_answer(Graph *g, const Transformer *m, TransformerCache *cache, int *ids,
+                       int prompt_count, int stop_id, float *logits) {
+    int V = m->config.vocab, T = m->config.context;
+    if (prompt_count < 1 || prompt_count > T)
+        fatal("transformer_answer: a prompt of %d tokens (context %d)", prompt_count, T);
+    const TransformerSampling greedy = {.temperature = 0};
+    if (cache) cache_fill(g, m, cache, ids, prompt_count, logits);
+    else transformer_last_logits(g, m, ids, prompt_count, logits);
+    int total = prompt_count;
+    /* The context is full when a token lands at position T-1: feeding it
+     * would predict position T, which the model does not have.  No sliding
+     * window (as transformer_generate has): training examples fit in the
+     * context, so an answer that overflows it is wrong anyway. */
+    while (total < T) {
+        int next = transformer_sample(logits, V, &greedy, NULL, NULL);
+        if (next == stop_id) break;
+        ids[total++] = next;
+        if (total == T) break;
+        if (cache) transformer_cache_step(g, m, cache, next, logits);
+        else transformer_last_logits(g, m, ids, total, logits);
+    }
+    return total - prompt_count;
+}

@@ -2,7 +2,8 @@
  *
  *   bin/transformer train    [options]   train, evaluate, checkpoint, plot
  *   bin/transformer eval     [options]   validation loss and accuracy of a checkpoint
- *   bin/transformer generate [options]   continue a prompt (GPT checkpoints)
+ *   bin/transformer generate [options]   continue a prompt, or answer each line of
+ *                                        --input FILE (GPT checkpoints)
  *   bin/transformer fill     [options]   predict the <mask> tokens (BERT checkpoints)
  *   bin/transformer classify [options]   the sentiment of a sentence (BERT classifiers)
  *   bin/transformer plot     [options]   attention maps, positions, embeddings, curves
@@ -53,7 +54,7 @@ static void settings_defaults(Settings *s) {
     TransformerTrainSettings *t = &s->train;
     t->model = (TransformerConfig){.context = 64, .layers = 2, .heads = 4, .d_model = 64,
                                    .dropout = 0.0f};
-    t->data = (TransformerDataOptions){.max_length = 8, .examples = 20000};
+    t->data = (TransformerDataOptions){.max_length = 8, .examples = 20000, .val_fraction = 0.1f};
     t->weight_decay = 0.01f, t->clip = 1.0f, t->min_lr_ratio = 0.1f;
     t->eval_every = 200, t->log_every = 10, t->eval_batches = 20;
     s->mode = TRANSFORMER_GPT, s->positions = TRANSFORMER_POS_LEARNED;
@@ -81,6 +82,10 @@ static int model_options(Settings *s, Option *o) {
          "copy/reverse/sort: longest prompt; add: most digits per number", NULL, 1, 64},
         {"examples", OPTION_INT, &t->data.examples,
          "examples (tasks) or sentences (toy, sentiment) to generate", NULL, 10, 10000000},
+        {"val-data", OPTION_STRING, &t->data.val_data_path,
+         "pairs: held-out source<TAB>target file (default: --val-fraction of --data)", NULL, 0, 0},
+        {"val-fraction", OPTION_FLOAT, &t->data.val_fraction,
+         "pairs without --val-data: share of the --data lines held out", NULL, 0, 0.9},
     };
     memcpy(o, table, sizeof table);
     return (int)(sizeof table / sizeof table[0]);
@@ -134,11 +139,14 @@ static void settings_finish(Settings *s) {
     t->data.data_path = c->data;
     if (!transformer_task_parse(c->task, &t->data.task)) {
         fprintf(stderr, "transformer: --task %s: expected copy, reverse, sort, add, toy, text, "
-                        "words or sentiment (see --help)\n", c->task);
+                        "words, sentiment or pairs (see --help)\n", c->task);
         exit(EXIT_USAGE_ERROR);
     }
-    if (c->data && t->data.task != TRANSFORMER_TASK_WORDS && t->data.task != TRANSFORMER_TASK_TEXT)
+    TransformerTask task = t->data.task;
+    if (c->data && task != TRANSFORMER_TASK_WORDS && task != TRANSFORMER_TASK_TEXT &&
+        task != TRANSFORMER_TASK_PAIRS)
         t->data.task = TRANSFORMER_TASK_TEXT; /* --data FILE: character-level text */
+    t->data.context = t->model.context; /* pairs longer than this are skipped */
     snprintf(s->default_out, sizeof s->default_out, "runs/transformer-%s",
              transformer_task_name(t->data.task));
     t->out = c->out ? c->out : s->default_out;
@@ -152,6 +160,22 @@ static const char *checkpoint_path(const Settings *s) {
 
 /* ==== Commands ======================================================================= */
 
+/* The options of --task pairs, checked before any file is read. */
+static void pairs_options_check(const Settings *s) {
+    const TransformerDataOptions *d = &s->train.data;
+    const char *problem = NULL;
+    if (d->task != TRANSFORMER_TASK_PAIRS && d->val_data_path)
+        problem = "--val-data is for --task pairs (with --data FILE of source<TAB>target lines)";
+    else if (d->task == TRANSFORMER_TASK_PAIRS && d->data_path == NULL)
+        problem = "--task pairs needs --data FILE of source<TAB>target lines";
+    else if (d->task == TRANSFORMER_TASK_PAIRS && s->train.model.mode == TRANSFORMER_BERT)
+        problem = "--task pairs trains a decoder to write the target after the source: use "
+                  "--mode gpt (the default)";
+    if (problem == NULL) return;
+    fprintf(stderr, "transformer train: %s\n", problem);
+    exit(EXIT_USAGE_ERROR);
+}
+
 static int command_train(int argc, char **argv) {
     Settings s;
     settings_defaults(&s);
@@ -163,8 +187,13 @@ static int command_train(int argc, char **argv) {
     options_parse_or_exit(argc, argv, 2, options, count,
                           "transformer train [options]\n"
                           "Trains a GPT- or BERT-style transformer; writes metrics.csv, "
-                          "model.safetensors, config.txt and plots to --out.");
+                          "model.safetensors, config.txt and plots to --out.\n"
+                          "--task copy|reverse|sort|add|toy|text|words|sentiment, or --task pairs "
+                          "--data FILE: source<TAB>target lines, learnt as "
+                          "source<sep>target<end> (GPT only; characters; a pair longer than "
+                          "--context tokens is skipped, with a count on stderr).");
     settings_finish(&s);
+    pairs_options_check(&s);
     s.train.options = options;
     s.train.option_count = count;
     return transformer_train(&s.train);
@@ -239,6 +268,7 @@ static int prompt_ids(const Settings *s, const Metadata *meta, const Vocab *voca
                       strcmp(task, "sort") == 0))
         fallback = "abcdefg>";
     else if (task && strcmp(task, "text") == 0) fallback = vocab->tokens[0];
+    else if (task && strcmp(task, "pairs") == 0) fallback = "<sep>"; /* the empty source */
     char text[8192];
     unescape(s->prompt ? s->prompt : fallback, text, sizeof text);
     Error err;
@@ -261,29 +291,134 @@ static int prompt_ids(const Settings *s, const Metadata *meta, const Vocab *voca
 
 /* The options of the commands that load a checkpoint (generate, fill,
  * classify, plot): the common ones plus the generation ones. */
-static void parse_inference_options(int argc, char **argv, const char *usage, Settings *s) {
+static void parse_inference_options(int argc, char **argv, const char *usage, bool reads_input,
+                                    Settings *s) {
     settings_defaults(s);
     /* Only the common options these commands read: --task and --data name
      * the default run directory (runs/transformer-<task>), the others are
      * for training and would be silently ignored. */
     static const char *const read_by_inference[] = {"task",    "data",      "out",  "checkpoint",
                                                      "seed",    "threads",   "plot-term",
-                                                     "quiet",   NULL};
+                                                     "quiet",   "input",     NULL};
     Option common[COMMON_OPTION_COUNT], options[64];
     common_options_table(&s->common, common);
     int count = options_select(common, COMMON_OPTION_COUNT, read_by_inference, options);
+    for (int i = 0; i < count; i++) {
+        if (strcmp(options[i].name, "input") != 0) continue;
+        if (!reads_input) { /* only generate reads --input */
+            memmove(options + i, options + i + 1, (size_t)(count - i - 1) * sizeof *options);
+            count--;
+            break;
+        }
+        options[i].help = "example tasks: a file of prompts, one per line (for pairs, the "
+                          "source; a TAB ends it); prints one greedy answer per line; - = stdin";
+    }
     count += generation_options(s, options + count);
     options_parse_or_exit(argc, argv, 2, options, count, usage);
     settings_finish(s);
 }
 
+/* The separator token of the checkpoint's task when it is an example task
+ * (copy, reverse, sort, add, pairs), else exit 2: --input needs answers. */
+static int separator_or_exit(const Metadata *meta, const Vocab *vocab) {
+    const char *name = metadata_get(meta, "task");
+    TransformerTask task;
+    const char *separator = name && transformer_task_parse(name, &task)
+                                ? transformer_task_separator(task) : NULL;
+    if (separator == NULL) {
+        fprintf(stderr, "transformer generate: --input answers the example tasks (copy, reverse, "
+                        "sort, add, pairs); this checkpoint's task %s continues one --prompt\n",
+                name ? name : "(none)");
+        exit(EXIT_USAGE_ERROR);
+    }
+    int id = vocab_find(vocab, separator);
+    if (id < 0) {
+        fprintf(stderr, "tinyzoo: the checkpoint's vocabulary lacks the separator \"%s\" of its "
+                        "task %s\n", separator, name);
+        exit(EXIT_RUNTIME_ERROR);
+    }
+    return id;
+}
+
+/* generate --input: each line (up to a TAB, if any) is a prompt; prints
+ * its greedy answer on one line.  One Graph, cache and buffers serve every
+ * line.  A line that cannot be a prompt (a character outside the
+ * vocabulary of a task without <unk>, invalid UTF-8, too long for the
+ * context) prints an empty line and a warning on stderr, so that output
+ * line n always answers input line n. */
+static int generate_lines(const Settings *s, const Transformer *m, const Metadata *meta,
+                          const Vocab *vocab, int end_id) {
+    int separator = separator_or_exit(meta, vocab);
+    const char *name = strcmp(s->common.input, "-") == 0 ? "stdin" : s->common.input;
+    FILE *input = strcmp(s->common.input, "-") == 0 ? stdin : fopen(s->common.input, "r");
+    if (input == NULL) {
+        fprintf(stderr, "tinyzoo: %s: cannot open the --input file\n", s->common.input);
+        return EXIT_RUNTIME_ERROR;
+    }
+    int T = m->config.context, V = m->config.vocab;
+    int *ids = xmalloc((size_t)T * sizeof(int));             /* (T) prompt, then answer */
+    float *logits = xmalloc((size_t)V * sizeof(float));      /* (V) */
+    size_t text_size = (size_t)T * 16 + 1;                   /* a token is at most "<unk>" or 4 bytes */
+    char *text = xmalloc(text_size);
+    TransformerCache cache;
+    if (!s->no_cache) transformer_cache_init(&cache, &m->config);
+    Graph g;
+    graph_init(&g, (size_t)4 << 20, 256);
+    char *line = NULL;
+    size_t line_size = 0;
+    ssize_t length;
+    int number = 0, bad = 0;
+    double start = time_seconds();
+    while ((length = getline(&line, &line_size, input)) >= 0) {
+        number++;
+        while (length > 0 && (line[length - 1] == '\n' || line[length - 1] == '\r')) line[--length] = '\0';
+        char *tab = strchr(line, '\t');
+        if (tab) *tab = '\0'; /* a source<TAB>target line: the source alone */
+        Error err;
+        /* room for the separator and at least one answer token */
+        int count = transformer_encode_literal(vocab, line, strlen(line), ids, T - 2, &err);
+        text[0] = '\0';
+        if (count < 0) {
+            fprintf(stderr, "%s line %d: %s (--context %d holds the prompt, the separator and "
+                            "the answer); printed an empty line\n", name, number, err.message, T);
+            bad++;
+        } else {
+            ids[count++] = separator;
+            int answer = transformer_answer(&g, m, s->no_cache ? NULL : &cache, ids, count,
+                                            end_id, logits);
+            transformer_decode(vocab, false, ids + count, answer, text, text_size);
+        }
+        printf("%s\n", text);
+    }
+    double seconds = time_seconds() - start;
+    if (!s->common.quiet)
+        fprintf(stderr, "answered %d lines in %.3f s (%s)\n", number, seconds,
+                s->no_cache ? "no cache" : "KV cache");
+    if (bad > 0) fprintf(stderr, "%s: %d of %d lines were not prompts (empty answers)\n", name, bad, number);
+    free(line), free(text), free(logits), free(ids);
+    if (!s->no_cache) transformer_cache_free(&cache);
+    graph_free(&g);
+    if (input != stdin) fclose(input);
+    return 0;
+}
+
 static int command_generate(int argc, char **argv) {
     Settings s;
     parse_inference_options(argc, argv,
-                            "transformer generate [--checkpoint FILE] [--prompt TEXT] [options]\n"
+                            "transformer generate [--checkpoint FILE] [--prompt TEXT | --input FILE] "
+                            "[options]\n"
                             "Continues a prompt with a GPT checkpoint: greedy, or sampled with "
-                            "temperature, top-k and top-p.",
-                            &s);
+                            "temperature, top-k and top-p.\n"
+                            "With --input FILE (example tasks: copy, reverse, sort, add, pairs): "
+                            "appends the task's separator to each line, decodes greedily (always; "
+                            "the sampling options and --tokens do not apply) until the end token "
+                            "or the full context, and prints the answer alone, one line per "
+                            "input line.",
+                            true, &s);
+    if (s.common.input && s.prompt) {
+        fprintf(stderr, "transformer generate: --input and --prompt: give one of them\n");
+        return EXIT_USAGE_ERROR;
+    }
     threads_set(s.common.threads);
     Transformer m;
     Metadata meta;
@@ -300,6 +435,13 @@ static int command_generate(int argc, char **argv) {
     if (!transformer_vocab_from_metadata(&meta, &vocab, &word_level, &err) ||
         !metadata_get_int(&meta, "end_id", &end_id, &err))
         error_exit(&err, EXIT_RUNTIME_ERROR);
+    if (s.common.input) {
+        int status = generate_lines(&s, &m, &meta, &vocab, (int)end_id);
+        vocab_free(&vocab);
+        metadata_free(&meta);
+        transformer_free(&m);
+        return status;
+    }
     int *ids = xmalloc((size_t)(TRANSFORMER_MAX_CONTEXT + s.tokens) * sizeof(int));
     int prompt_count = prompt_ids(&s, &meta, &vocab, word_level, m.config.context, ids);
     const char *task = metadata_get(&meta, "task");
@@ -368,7 +510,7 @@ static int command_fill(int argc, char **argv) {
     parse_inference_options(argc, argv,
                             "transformer fill --checkpoint FILE --prompt 'the <mask> eats the hay'\n"
                             "Predicts every <mask> token of the prompt with a BERT (encoder) checkpoint.",
-                            &s);
+                            false, &s);
     Loaded l;
     load_with_prompt(&s, &l);
     int mask = vocab_find(&l.vocab, "<mask>");
@@ -419,7 +561,7 @@ static int command_classify(int argc, char **argv) {
                             "transformer classify --checkpoint FILE --prompt 'the plot is not good'\n"
                             "Sentiment of a sentence (0 very negative .. 4 very positive) with a "
                             "BERT classifier checkpoint.",
-                            &s);
+                            false, &s);
     Loaded l;
     load_with_prompt(&s, &l);
     if (l.m.config.classes <= 0) {
@@ -451,7 +593,7 @@ static int command_plot(int argc, char **argv) {
                             "transformer plot --checkpoint FILE [--prompt TEXT] [--out DIR]\n"
                             "Attention maps of every layer and head on the prompt, the positional "
                             "encodings, the embedding PCA, and (when --out has metrics.csv) the curves.",
-                            &s);
+                            false, &s);
     Loaded l;
     load_with_prompt(&s, &l);
     Error err;
@@ -504,9 +646,10 @@ static const char USAGE[] =
     "usage: transformer <command> [options]\n"
     "A GPT-style decoder and a BERT-style encoder, trained on built-in tasks or a text file.\n"
     "commands:\n"
-    "  train      train a model (--task copy|reverse|sort|add|toy|text|words|sentiment)\n"
+    "  train      train a model (--task copy|reverse|sort|add|toy|text|words|sentiment|pairs)\n"
     "  eval       validation loss and accuracy of a checkpoint\n"
-    "  generate   continue a prompt (GPT); greedy or sampled, with a KV cache\n"
+    "  generate   continue a prompt (GPT); greedy or sampled, with a KV cache; or answer\n"
+    "             each line of --input FILE (copy, reverse, sort, add, pairs)\n"
     "  fill       predict the <mask> tokens of a prompt (BERT, masked tokens)\n"
     "  classify   the sentiment class of a sentence (BERT classifier)\n"
     "  plot       attention maps for a prompt, positional encoding, embedding PCA, curves\n"

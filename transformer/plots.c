@@ -279,10 +279,14 @@ void transformer_report(Graph *g, const Transformer *m, const TransformerData *d
     /* attention on one validation sequence, short enough to read */
     int ids[48], count = 0;
     if (ok && d->kind == TRANSFORMER_EXAMPLES) {
-        int n = d->validation[0]; /* the longest of the first validation examples */
-        for (int i = 1; i < 50 && i < d->validation_count; i++)
-            if (d->lengths[d->validation[i]] > d->lengths[n]) n = d->validation[i];
-        count = d->lengths[n] - 1;
+        /* the longest of the first validation examples (training ones when
+         * pairs have no validation part), cut to what a plot can show */
+        const int *rows = d->validation_count > 0 ? d->validation : d->train;
+        int rows_count = d->validation_count > 0 ? d->validation_count : d->train_count;
+        int n = rows[0];
+        for (int i = 1; i < 50 && i < rows_count; i++)
+            if (d->lengths[rows[i]] > d->lengths[n]) n = rows[i];
+        count = d->lengths[n] - 1 < 48 ? d->lengths[n] - 1 : 48;
         memcpy(ids, d->tokens + (size_t)n * d->width, (size_t)count * sizeof(int));
     } else if (ok && d->kind == TRANSFORMER_STREAM) {
         count = m->config.context < 24 ? m->config.context : 24;

@@ -5,9 +5,10 @@
  * stream, B batch, T time, V vocabulary.
  *
  * Three kinds of data:
- *   - examples (copy, reverse, sort, add): "prompt SEP answer END", one per
- *     row, e.g. "cab>abc." or "123+45=168.".  The model reads the whole row
- *     but is scored only on the answer.
+ *   - examples (copy, reverse, sort, add, pairs): "prompt SEP answer END",
+ *     one per row, e.g. "cab>abc." or "123+45=168.", or for the lines
+ *     "source<TAB>target" of a file, "source<sep>target<end>".  The model
+ *     reads the whole row but is scored only on the answer.
  *   - streams (toy, text, words): one long sequence of tokens; a batch is B
  *     windows of T+1 tokens at random offsets, and the model predicts every
  *     next token (GPT) or the masked ones (BERT).  The last tenth of the
@@ -25,7 +26,7 @@
 #include "transformer.h"
 
 static const char *const TASK_NAMES[TRANSFORMER_TASK_COUNT] = {
-    "copy", "reverse", "sort", "add", "toy", "text", "words", "sentiment"};
+    "copy", "reverse", "sort", "add", "toy", "text", "words", "sentiment", "pairs"};
 
 bool transformer_task_parse(const char *name, TransformerTask *task) {
     for (int i = 0; i < TRANSFORMER_TASK_COUNT; i++)
@@ -38,8 +39,25 @@ bool transformer_task_parse(const char *name, TransformerTask *task) {
 
 const char *transformer_task_name(TransformerTask task) { return TASK_NAMES[task]; }
 
-/* Special tokens.  "<mask>" is one token even in a character vocabulary. */
+/* Special tokens.  "<mask>" is one token even in a character vocabulary.
+ * Pairs may hold any character, "_", ">" and "." included, so their pad,
+ * separator and end are tokens no single character can spell. */
 static const char PAD[] = "_", MASK[] = "<mask>";
+static const char PAIRS_PAD[] = "<pad>", SEP[] = "<sep>", END[] = "<end>", UNK[] = "<unk>";
+/* The multi-character tokens that transformer_encode_vocab reads as one. */
+static const char *const SPECIALS[] = {MASK, PAIRS_PAD, SEP, END, UNK};
+
+const char *transformer_task_separator(TransformerTask task) {
+    switch (task) {
+    case TRANSFORMER_TASK_COPY:
+    case TRANSFORMER_TASK_REVERSE:
+    case TRANSFORMER_TASK_SORT: return ">";
+    case TRANSFORMER_TASK_ADD: return "=";
+    case TRANSFORMER_TASK_PAIRS: return SEP;
+    default: return NULL;
+    }
+}
+
 /* The symbols of copy/reverse/sort: ten letters, so sorting has repeats. */
 static const char SYMBOLS[] = "abcdefghij";
 
@@ -109,6 +127,141 @@ static bool load_examples(TransformerData *d, const TransformerDataOptions *o, R
         for (int t = length; t < d->width; t++) row[t] = d->pad_id;
     }
     return true;
+}
+
+/* ==== Pairs: source<TAB>target lines of a file ======================================== */
+
+/* Reads one --data or --val-data file; the lines common/data.h skips are
+ * counted in a warning (printed even with --quiet, as seq2seq does). */
+static bool read_pairs(const char *path, PairList *list, Error *err) {
+    if (!tsv_read_pairs(path, TRANSFORMER_PAIRS_MAX_LINE_BYTES, false, list, err)) return false;
+    int skipped = list->skipped_empty + list->skipped_no_tab + list->skipped_too_long +
+                  list->skipped_bad_utf8;
+    if (skipped > 0)
+        fprintf(stderr, "%s: skipped %d lines (%d blank, %d without a tab or with an empty "
+                "column, %d longer than %d bytes, %d invalid UTF-8)\n", path, skipped,
+                list->skipped_empty, list->skipped_no_tab, list->skipped_too_long,
+                TRANSFORMER_PAIRS_MAX_LINE_BYTES, list->skipped_bad_utf8);
+    return true;
+}
+
+static int compare_strings(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The specials, then every character of the training pairs sorted by code
+ * point (UTF-8 byte order is code point order): the ids depend on the set
+ * of characters only, not on the order of the lines. */
+static void pairs_vocab(TransformerData *d, const PairList *list, const int *rows, int count) {
+    Vocab seen;
+    vocab_init(&seen);
+    Error err; /* unused: the reader has checked the UTF-8 */
+    for (int i = 0; i < count; i++) {
+        const TextPair *p = &list->pairs[rows[i]];
+        vocab_add_chars(&seen, p->source, strlen(p->source), &err);
+        vocab_add_chars(&seen, p->target, strlen(p->target), &err);
+    }
+    char **sorted = xmalloc((size_t)seen.size * sizeof(char *)); /* (characters) */
+    memcpy(sorted, seen.tokens, (size_t)seen.size * sizeof(char *));
+    qsort(sorted, (size_t)seen.size, sizeof(char *), compare_strings);
+    d->pad_id = vocab_add(&d->vocab, PAIRS_PAD);
+    vocab_add(&d->vocab, SEP);
+    d->end_id = vocab_add(&d->vocab, END);
+    d->unk_id = vocab_add(&d->vocab, UNK);
+    for (int i = 0; i < seen.size; i++) vocab_add(&d->vocab, sorted[i]);
+    free(sorted);
+    vocab_free(&seen);
+}
+
+/* Appends the pairs rows[0..count) of list (rows NULL: all, in order) as
+ * examples "source <sep> target <end>", rows of tokens (N, context); their
+ * example numbers go to *indices (malloc'd), and *kept counts them.
+ * Returns how many were longer than the context and skipped. */
+static int add_pairs(TransformerData *d, const PairList *list, const int *rows, int count,
+                     int context, int **indices, int *kept) {
+    int sep = vocab_find(&d->vocab, SEP), skipped = 0;
+    int *ids = xmalloc((size_t)(2 * TRANSFORMER_PAIRS_MAX_LINE_BYTES + 2) * sizeof(int)); /* (W) */
+    *indices = xmalloc((size_t)(count > 0 ? count : 1) * sizeof(int));
+    *kept = 0;
+    Error err;
+    for (int i = 0; i < count; i++) {
+        const TextPair *p = &list->pairs[rows ? rows[i] : i];
+        /* a line holds at most MAX_LINE_BYTES characters, so these fit */
+        int source = transformer_encode_literal(&d->vocab, p->source, strlen(p->source), ids,
+                                                TRANSFORMER_PAIRS_MAX_LINE_BYTES, &err);
+        int target = transformer_encode_literal(&d->vocab, p->target, strlen(p->target),
+                                                ids + source + 1, TRANSFORMER_PAIRS_MAX_LINE_BYTES, &err);
+        if (source < 0 || target < 0) fatal("add_pairs: line %d: %s", p->line, err.message);
+        int length = source + target + 2;
+        if (length > context) {
+            skipped++;
+            continue;
+        }
+        ids[source] = sep;
+        ids[length - 1] = d->end_id;
+        int n = d->count++;
+        memcpy(d->tokens + (size_t)n * context, ids, (size_t)length * sizeof(int));
+        d->lengths[n] = length;
+        d->answer_start[n] = source + 1;
+        d->width = length > d->width ? length : d->width;
+        (*indices)[(*kept)++] = n;
+    }
+    free(ids);
+    return skipped;
+}
+
+/* --data FILE (and --val-data FILE) of source<TAB>target lines.  Without
+ * --val-data, --val-fraction of the lines, drawn with rng, validate.  The
+ * vocabulary comes from the training pairs alone: a character seen only in
+ * validation is <unk>, as it would be in new text.  A pair longer than the
+ * context (source + sep + target + end) is skipped, with a count. */
+static bool load_pairs(TransformerData *d, const TransformerDataOptions *o, Rng *rng,
+                       Error *err) {
+    if (o->data_path == NULL)
+        return error_set(err, "--task pairs needs --data FILE of source<TAB>target lines");
+    PairList list, val_list = {0};
+    if (!read_pairs(o->data_path, &list, err)) return false;
+    if (o->val_data_path && !read_pairs(o->val_data_path, &val_list, err)) {
+        pair_list_free(&list);
+        return false;
+    }
+    /* with --val-data, every line of --data trains (a fraction of 0) */
+    int *train_rows, *val_rows, train_count, val_count;
+    split_indices(list.count, o->val_data_path ? 0.0f : o->val_fraction, rng, &train_rows,
+                  &train_count, &val_rows, &val_count);
+    d->kind = TRANSFORMER_EXAMPLES;
+    pairs_vocab(d, &list, train_rows, train_count);
+    int rows = train_count + (o->val_data_path ? val_list.count : val_count);
+    d->tokens = xmalloc((size_t)rows * o->context * sizeof(int));
+    d->lengths = xmalloc((size_t)rows * sizeof(int));
+    d->answer_start = xmalloc((size_t)rows * sizeof(int));
+    int long_train = add_pairs(d, &list, train_rows, train_count, o->context, &d->train,
+                               &d->train_count);
+    int long_val = o->val_data_path
+                       ? add_pairs(d, &val_list, NULL, val_list.count, o->context, &d->validation,
+                                   &d->validation_count)
+                       : add_pairs(d, &list, val_rows, val_count, o->context, &d->validation,
+                                   &d->validation_count);
+    if (long_train + long_val > 0)
+        fprintf(stderr, "%s: skipped %d training and %d validation pairs longer than --context "
+                "%d tokens (source + <sep> + target + <end>)\n", o->data_path, long_train,
+                long_val, o->context);
+    /* rows of `context` tokens -> rows of `width`: each row moves to an
+     * earlier place, so copying them in order never overwrites one not yet
+     * moved */
+    for (int n = 0; n < d->count; n++) {
+        int *row = d->tokens + (size_t)n * d->width;
+        memmove(row, d->tokens + (size_t)n * o->context, (size_t)d->lengths[n] * sizeof(int));
+        for (int t = d->lengths[n]; t < d->width; t++) row[t] = d->pad_id;
+    }
+    d->tokens = xrealloc(d->tokens, (size_t)d->count * d->width * sizeof(int)); /* (N, W) */
+    bool ok = d->train_count > 0 ||
+              error_set(err, "%s: no pair fits --context %d (source + <sep> + target + <end>, "
+                        "in characters); raise --context", o->data_path, o->context);
+    free(train_rows), free(val_rows);
+    pair_list_free(&list);
+    pair_list_free(&val_list);
+    return ok;
 }
 
 /* ==== The toy farm language ========================================================== */
@@ -383,7 +536,7 @@ bool transformer_data_load(TransformerData *d, const TransformerDataOptions *o, 
                            Error *err) {
     memset(d, 0, sizeof *d);
     d->task = o->task;
-    d->pad_id = d->mask_id = d->end_id = -1;
+    d->pad_id = d->mask_id = d->end_id = d->unk_id = -1;
     vocab_init(&d->vocab);
     if (o->examples < 10) return error_set(err, "--examples %d: need at least 10", o->examples);
     Rng rng;
@@ -394,6 +547,7 @@ bool transformer_data_load(TransformerData *d, const TransformerDataOptions *o, 
     case TRANSFORMER_TASK_TEXT: ok = load_text(d, o, err); break;
     case TRANSFORMER_TASK_WORDS: ok = load_words(d, o, &rng, err); break;
     case TRANSFORMER_TASK_SENTIMENT: ok = load_sentiment(d, o, encoder, err); break;
+    case TRANSFORMER_TASK_PAIRS: ok = load_pairs(d, o, &rng, err); break;
     default: ok = load_examples(d, o, &rng, err); break;
     }
     if (!ok) {
@@ -408,7 +562,7 @@ bool transformer_data_load(TransformerData *d, const TransformerDataOptions *o, 
     if (encoder && d->kind == TRANSFORMER_STREAM) d->mask_id = vocab_add(&d->vocab, MASK);
     if (d->kind == TRANSFORMER_STREAM) {
         d->train_end = d->stream_length - d->stream_length / 10;
-    } else if (d->kind == TRANSFORMER_EXAMPLES) {
+    } else if (d->kind == TRANSFORMER_EXAMPLES && d->train == NULL) { /* pairs split already */
         split_indices(d->count, 0.1f, &rng, &d->train, &d->train_count, &d->validation,
                       &d->validation_count);
     }
@@ -549,6 +703,43 @@ int transformer_batch_validation(const TransformerData *d, bool encoder, int ind
 
 /* ==== Text <-> ids ================================================================================ */
 
+int transformer_encode_literal(const Vocab *vocab, const char *text, size_t length, int *ids,
+                               int max_ids, Error *err) {
+    int unk = vocab_find(vocab, UNK);
+    if (unk < 0) return vocab_encode_chars(vocab, text, length, ids, max_ids, err);
+    int count = 0;
+    for (size_t offset = 0; offset < length;) {
+        char character[5] = {0};
+        uint32_t codepoint;
+        int used = utf8_decode(text + offset, length - offset, &codepoint);
+        if (used == 0) return error_set(err, "invalid UTF-8 at byte %zu", offset), -1;
+        if (count == max_ids)
+            return error_set(err, "text has more than %d characters, the most allowed here",
+                             max_ids), -1;
+        memcpy(character, text + offset, (size_t)used);
+        int id = vocab_find(vocab, character);
+        ids[count++] = id >= 0 ? id : unk;
+        offset += (size_t)used;
+    }
+    return count;
+}
+
+/* The first special token of the vocabulary written in text, or NULL; *id
+ * and *length receive its id and its length in bytes. */
+static const char *next_special(const Vocab *vocab, const char *text, int *id, size_t *length) {
+    const char *first = NULL;
+    for (size_t k = 0; k < sizeof SPECIALS / sizeof SPECIALS[0]; k++) {
+        int special = vocab_find(vocab, SPECIALS[k]);
+        const char *at = special >= 0 ? strstr(text, SPECIALS[k]) : NULL;
+        if (at != NULL && (first == NULL || at < first)) {
+            first = at;
+            *id = special;
+            *length = strlen(SPECIALS[k]);
+        }
+    }
+    return first;
+}
+
 int transformer_encode_vocab(const Vocab *vocab, bool word_level, const char *text, int *ids,
                              int max_ids, Error *err) {
     int count = 0;
@@ -570,18 +761,20 @@ int transformer_encode_vocab(const Vocab *vocab, bool word_level, const char *te
         }
         return count;
     }
-    /* characters, with "<mask>" as one token when the vocabulary has it */
-    int mask = vocab_find(vocab, MASK);
+    /* characters, with "<mask>", "<sep>"... as one token when the
+     * vocabulary has them */
     for (const char *p = text; *p;) {
-        const char *next = mask >= 0 ? strstr(p, MASK) : NULL;
+        int special = -1;
+        size_t special_length = 0;
+        const char *next = next_special(vocab, p, &special, &special_length);
         size_t length = next ? (size_t)(next - p) : strlen(p);
-        int used = vocab_encode_chars(vocab, p, length, ids + count, max_ids - count, err);
+        int used = transformer_encode_literal(vocab, p, length, ids + count, max_ids - count, err);
         if (used < 0) return -1;
         count += used;
         if (next == NULL) break;
         if (count == max_ids) return error_set(err, "more than %d tokens", max_ids), -1;
-        ids[count++] = mask;
-        p = next + strlen(MASK);
+        ids[count++] = special;
+        p = next + special_length;
     }
     return count;
 }

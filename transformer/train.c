@@ -158,6 +158,8 @@ void transformer_metadata_write(Metadata *meta, const Transformer *m, const Tran
     metadata_set_int(meta, "end_id", d->end_id);
     metadata_set(meta, "task", transformer_task_name(o->task));
     if (o->data_path) metadata_set(meta, "data", o->data_path);
+    if (o->val_data_path) metadata_set(meta, "val_data", o->val_data_path);
+    if (o->task == TRANSFORMER_TASK_PAIRS) metadata_set_float(meta, "val_fraction", o->val_fraction);
     metadata_set_int(meta, "task_length", o->max_length);
     metadata_set_int(meta, "examples", o->examples);
     metadata_set_int(meta, "seed", (long)o->seed);
@@ -211,8 +213,16 @@ bool transformer_data_options_from_metadata(const Metadata *meta, TransformerDat
     if (task == NULL || !transformer_task_parse(task, &o->task))
         return error_set(err, "checkpoint: task \"%s\" unknown", task ? task : "(none)");
     o->data_path = metadata_get(meta, "data");
+    o->val_data_path = metadata_get(meta, "val_data");
+    o->val_fraction = 0.1f; /* only pairs checkpoints record it */
+    if (metadata_get(meta, "val_fraction") &&
+        !metadata_get_float(meta, "val_fraction", &o->val_fraction, err))
+        return false;
+    if (!(o->val_fraction >= 0 && o->val_fraction <= 1))
+        return error_set(err, "checkpoint: val_fraction = %g outside [0, 1]", (double)o->val_fraction);
     long seed;
-    if (!get_int_in(meta, "task_length", 0, 1 << 20, &o->max_length, err) ||
+    if (!get_int_in(meta, "context", 1, TRANSFORMER_MAX_CONTEXT, &o->context, err) ||
+        !get_int_in(meta, "task_length", 0, 1 << 20, &o->max_length, err) ||
         !get_int_in(meta, "examples", 0, 1 << 30, &o->examples, err) ||
         !metadata_get_int(meta, "seed", &seed, err))
         return false;

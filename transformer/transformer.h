@@ -12,8 +12,9 @@
  *   attention.c  the fused multi-head attention op: forward and backward
  *   kernels.c    the other custom ops (embedding + positions, pooling) and
  *                the parallel pointwise layers the speed targets need
- *   tasks.c      data: copy/reverse/sort/add, the toy farm language, text
- *                files, word lists, sentiment sentences; batches
+ *   tasks.c      data: copy/reverse/sort/add, source<TAB>target pairs, the
+ *                toy farm language, text files, word lists, sentiment
+ *                sentences; batches
  *   train.c      the training loop, evaluation, checkpoints
  *   generate.c   greedy and sampled decoding, with or without the cache
  *   plots.c      loss, learning rate, attention maps, positional encoding,
@@ -182,12 +183,19 @@ typedef enum {
     TRANSFORMER_TASK_TEXT,      /* --data FILE, character level              */
     TRANSFORMER_TASK_WORDS,     /* one word per line: invent new words       */
     TRANSFORMER_TASK_SENTIMENT, /* common/sentiment.h, encoder classification */
+    TRANSFORMER_TASK_PAIRS,     /* --data FILE of source<TAB>target lines     */
     TRANSFORMER_TASK_COUNT
 } TransformerTask;
 
-/* "copy" ... "sentiment"; false when unknown. */
+/* "copy" ... "pairs"; false when unknown. */
 bool transformer_task_parse(const char *name, TransformerTask *task);
 const char *transformer_task_name(TransformerTask task);
+/* The token between prompt and answer of the example tasks (">" for
+ * copy/reverse/sort, "=" for add, "<sep>" for pairs); NULL for the others. */
+const char *transformer_task_separator(TransformerTask task);
+
+/* --task pairs: lines longer than this (bytes) are skipped and counted. */
+enum { TRANSFORMER_PAIRS_MAX_LINE_BYTES = 4 * TRANSFORMER_MAX_CONTEXT };
 
 typedef enum {
     TRANSFORMER_STREAM,   /* one long token sequence: language modelling     */
@@ -198,6 +206,9 @@ typedef enum {
 typedef struct {
     TransformerTask task;
     const char *data_path;    /* --data, or NULL                            */
+    const char *val_data_path; /* pairs: --val-data, or NULL                 */
+    float val_fraction;       /* pairs without --val-data: held-out share    */
+    int context;              /* pairs: longer examples are skipped (tokens) */
     int max_length;           /* copy/reverse/sort: symbols; add: digits     */
     int examples;             /* N generated examples / sentences            */
     uint64_t seed;
@@ -210,6 +221,7 @@ typedef struct {
     Vocab vocab;
     int pad_id, mask_id;      /* -1 when the vocabulary has none            */
     int end_id;               /* ends an answer or a word; -1 when none       */
+    int unk_id;               /* pairs: a character unseen in training; else -1 */
     /* TRANSFORMER_STREAM */
     int *stream;              /* (S) token ids                               */
     long stream_length;       /* S                                           */
@@ -270,12 +282,20 @@ void transformer_batch_sample(const TransformerData *data, bool encoder, Rng *rn
 int transformer_batch_validation(const TransformerData *data, bool encoder, int index, int limit,
                                  Rng *rng, TransformerBatch *batch);
 
-/* Text <-> ids with the data's tokenisation (characters or words).
- * Returns the count, or -1 with an Error naming the unknown token. */
+/* Text <-> ids with the data's tokenisation (characters or words).  The
+ * special tokens of the vocabulary ("<mask>", "<sep>", ...) written in the
+ * text are read as one token each.  Returns the count, or -1 with an Error
+ * naming the unknown token. */
 int transformer_encode(const TransformerData *data, const char *text, int *ids, int max_ids,
                        Error *err);
 int transformer_encode_vocab(const Vocab *vocab, bool word_level, const char *text, int *ids,
                              int max_ids, Error *err);
+/* Character-level ids of text[0..length) read literally ("<sep>" is five
+ * characters here): a character missing from the vocabulary becomes <unk>
+ * when the vocabulary has one (pairs), else it is an error, as is invalid
+ * UTF-8 or more than max_ids characters.  Returns the count or -1. */
+int transformer_encode_literal(const Vocab *vocab, const char *text, size_t length, int *ids,
+                               int max_ids, Error *err);
 /* ids -> text (words joined by spaces).  Returns out. */
 char *transformer_decode(const Vocab *vocab, bool word_level, const int *ids, int count, char *out,
                          size_t size);
@@ -352,6 +372,13 @@ int transformer_sample(const float *logits, int V, const TransformerSampling *sa
 int transformer_generate(Graph *g, const Transformer *model, const int *prompt, int prompt_count,
                          int count, int stop_id, const TransformerSampling *sampling, Rng *rng,
                          bool use_cache, int *out);
+/* The greedy answer to one prompt of an example task, made to be called
+ * for many prompts in a row: cache (NULL = full forwards), logits (V) and
+ * ids (T) belong to the caller and are reused.  ids[0..prompt_count) holds
+ * the prompt; the argmax tokens are appended after it until stop_id (not
+ * stored) or until the context is full.  Returns the answer's length. */
+int transformer_answer(Graph *g, const Transformer *model, TransformerCache *cache, int *ids,
+                       int prompt_count, int stop_id, float *logits);
 
 /* ==== Plots (plots.c) ==================================================== */
 
