@@ -7,6 +7,8 @@ nothing here reimplements a model.  Each helper is short enough to read:
     run(program, *args)          run bin/<program> with arguments, show its output
     show_function(path, name)    print a C function from the source, with line numbers
     show_lines(path, first, last)  print a range of lines of any file
+    show_struct(path, name)      print a C `typedef struct ... } name;`, with its comment
+    show_between(path, start, end)  print the lines from one holding `start` to the next holding `end`
     show_image(path)             display a PNG that a program wrote
     read_safetensors(path)       the tensors and metadata of a checkpoint (numpy)
     read_metrics(path)           metrics.csv as a dict of columns
@@ -112,6 +114,50 @@ def show_function(path, name):
     numbers, read from the file now, so the text never drifts from the code."""
     first, last = find_function(path, name)
     show_lines(path, first, last)
+
+
+def _comment_start(lines, start):
+    """The index of the first line of the /* ... */ block that ends on the
+    line just above lines[start], or start when there is none."""
+    if start > 0 and lines[start - 1].rstrip().endswith("*/"):
+        while start > 0 and "/*" not in lines[start - 1]:
+            start -= 1
+        start -= 1
+    return start
+
+
+def show_struct(path, name):
+    """Prints the C type `name` defined as `typedef struct [tag] { ... } name;`
+    (or enum/union) in `path`, with the comment block above it and line
+    numbers, read from the file now."""
+    with open(path_in_repo(path), encoding="utf-8") as f:
+        lines = f.readlines()
+    end_pattern = re.compile(r"^\}\s*" + re.escape(name) + r"\s*;")
+    for end, line in enumerate(lines):
+        if not end_pattern.match(line):
+            continue
+        start = end
+        while start > 0 and not lines[start].startswith("typedef"):
+            start -= 1
+        first = _comment_start(lines, start)
+        show_lines(path, first + 1, end + 1)
+        return
+    raise ValueError("no typedef ... } %s; in %s" % (name, path))
+
+
+def show_between(path, start, end):
+    """Prints the lines of `path` from the first one containing the text
+    `start` through the next one (the same or a later line) containing `end`."""
+    with open(path_in_repo(path), encoding="utf-8") as f:
+        lines = f.readlines()
+    for first, line in enumerate(lines):
+        if start in line:
+            for last in range(first, len(lines)):
+                if end in lines[last]:
+                    show_lines(path, first + 1, last + 1)
+                    return
+            raise ValueError("%r found in %s but no %r after it" % (start, path, end))
+    raise ValueError("no line containing %r in %s" % (start, path))
 
 
 def show_image(path, width=None):
