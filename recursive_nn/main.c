@@ -70,7 +70,7 @@ static void options_table(RecursiveSettings *s, Option *options) {
         {"train-size", OPTION_INT, &s->data.train_size, "generated tasks: training trees", NULL, 1, 10000000},
         {"dev-size", OPTION_INT, &s->data.dev_size, "generated tasks: validation trees", NULL, 1, 10000000},
         {"test-size", OPTION_INT, &s->data.test_size, "generated tasks: test trees", NULL, 0, 10000000},
-        {"probe-size", OPTION_INT, &s->data.probe_size, "sentiment: negation probe sentences (pairs)", NULL, 0, 10000000},
+        {"probe-size", OPTION_INT, &s->data.probe_size, "sentiment: negation probe sentences, in pairs (an odd count is rounded down)", NULL, 0, 10000000},
         {"arith-depth", OPTION_INT, &s->data.arith_depth, "arith: deepest operator nesting", NULL, 1, 8},
     };
     memcpy(options + COMMON_OPTION_COUNT, mine, sizeof mine);
