@@ -251,7 +251,7 @@ static int command_plot(AutoencoderSettings *s) {
 
 /* The image to work on: --input PGM, or dataset image --index.  (H, W)
  * must match the model.  Returns a malloc'd (D) buffer. */
-static float *input_image(AutoencoderSettings *s, Loaded *l, int *height, int *width) {
+static float *input_image(AutoencoderSettings *s, Loaded *l, const char *command, int *height, int *width) {
     Error err;
     float *pixels;
     if (s->common.input != NULL) {
@@ -265,7 +265,7 @@ static float *input_image(AutoencoderSettings *s, Loaded *l, int *height, int *w
         return pixels;
     }
     if (s->index < 0) {
-        fprintf(stderr, "autoencoder %s: give --input FILE.pgm or --index N\n", "reconstruct");
+        fprintf(stderr, "autoencoder %s: give --input FILE.pgm or --index N\n", command);
         exit(EXIT_USAGE_ERROR);
     }
     autoencoder_data_prepare(s, &l->data);
@@ -322,7 +322,7 @@ static int command_reconstruct(AutoencoderSettings *s, bool denoise) {
     Loaded l;
     load_all(s, &l, false);
     int height, width;
-    float *image = input_image(s, &l, &height, &width);
+    float *image = input_image(s, &l, denoise ? "denoise" : "reconstruct", &height, &width);
     float *noisy = xmalloc(sizeof(float) * (size_t)l.D), *out = xmalloc(sizeof(float) * (size_t)l.D);
     const char *prefix = output_prefix(s, denoise ? "denoise" : "reconstruction");
     if (denoise) {
@@ -365,7 +365,7 @@ static int command_encode(AutoencoderSettings *s) {
     const int *labels = NULL;
     if (s->common.input != NULL || s->index >= 0) {
         int height, width;
-        images = input_image(s, &l, &height, &width);
+        images = input_image(s, &l, "encode", &height, &width);
         first = s->index >= 0 ? s->index : 0;
         if (s->index >= 0) labels = &l.data.data.labels[s->index];
     } else {
@@ -561,7 +561,7 @@ static int anomaly_of_input(AutoencoderSettings *s, Loaded *l) {
     float *scores = xmalloc(sizeof(float) * (size_t)calibration_count(split));
     float threshold = calibration_threshold(s, l, scores);
     int height, width;
-    float *image = input_image(s, l, &height, &width);
+    float *image = input_image(s, l, "anomaly", &height, &width);
     float *rebuilt = xmalloc(sizeof(float) * (size_t)l->D);
     reconstruct_one(l, image, rebuilt);
     double score = squared_error(image, rebuilt, l->D);

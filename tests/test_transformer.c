@@ -751,6 +751,13 @@ START_TEST(test_pairs_overfit_then_generate_input) {
     snprintf(args, sizeof args, "eval --checkpoint %s/a/model.safetensors", dir);
     program_run(dir, "transformer", args, &r);
     ck_assert_msg(r.status == 0 && strstr(r.out, "val_exact_match=1.0000"), "%s%s", r.out, r.err);
+    /* plot without --out draws beside the checkpoint, not in runs/transformer-pairs */
+    snprintf(path_a, sizeof path_a, "%s/a/attention_l0_h0.dat", dir);
+    ck_assert_int_eq(unlink(path_a), 0);
+    snprintf(args, sizeof args, "plot --checkpoint %s/a/model.safetensors --plot-term none --quiet", dir);
+    program_run(dir, "transformer", args, &r);
+    ck_assert_msg(r.status == 0, "plot: %s", r.err);
+    ck_assert_msg(access(path_a, R_OK) == 0, "plot did not write %s", path_a);
     /* the same flags and seed: the same bytes */
     snprintf(args, sizeof args, "train %s --data %s --val-data %s --out %s/b", flags, data, data, dir);
     program_run(dir, "transformer", args, &r);

@@ -587,12 +587,25 @@ static int command_classify(int argc, char **argv) {
     return 0;
 }
 
+/* Where plot draws: --out, else the directory of --checkpoint (so a plot
+ * lands beside the run it reads, never in runs/transformer-<task>, which
+ * may hold another run), else the task's default run directory. */
+static const char *plot_directory(const Settings *s, char *buffer, size_t size) {
+    if (s->common.out || s->common.checkpoint == NULL) return s->train.out;
+    snprintf(buffer, size, "%s", s->common.checkpoint);
+    char *slash = strrchr(buffer, '/');
+    if (slash == NULL) return ".";
+    slash[slash == buffer ? 1 : 0] = '\0'; /* "/model.safetensors" -> "/" */
+    return buffer;
+}
+
 static int command_plot(int argc, char **argv) {
     Settings s;
     parse_inference_options(argc, argv,
                             "transformer plot --checkpoint FILE [--prompt TEXT] [--out DIR]\n"
                             "Attention maps of every layer and head on the prompt, the positional "
-                            "encodings, the embedding PCA, and (when --out has metrics.csv) the curves.",
+                            "encodings, the embedding PCA, and (when --out has metrics.csv) the curves.\n"
+                            "Without --out, the plots go to the checkpoint's directory.",
                             false, &s);
     Loaded l;
     load_with_prompt(&s, &l);
@@ -605,7 +618,8 @@ static int command_plot(int argc, char **argv) {
     if (task) transformer_task_parse(task, &data.task);
     Graph g;
     graph_init(&g, (size_t)4 << 20, 256);
-    const char *dir = s.train.out;
+    char directory[2048];
+    const char *dir = plot_directory(&s, directory, sizeof directory);
     int term = s.common.plot_term;
     if (!make_directory(dir, &err) ||
         !transformer_plot_attention(&g, &l.m, &data, l.ids, l.count, dir, term, &err) ||
