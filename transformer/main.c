@@ -265,8 +265,14 @@ static int prompt_ids(const Settings *s, const Metadata *meta, const Vocab *voca
     if (task && strcmp(task, "words") == 0) fallback = "\\n";
     else if (task && strcmp(task, "add") == 0) fallback = "123+45=";
     else if (task && (strcmp(task, "copy") == 0 || strcmp(task, "reverse") == 0 ||
-                      strcmp(task, "sort") == 0))
-        fallback = "abcdefg>";
+                      strcmp(task, "sort") == 0)) {
+        /* "abcdefg>", cut to the longest prompt the model was trained on */
+        static char letters[] = "abcdefg>";
+        const char *trained = metadata_get(meta, "task_length");
+        int length = trained ? atoi(trained) : 7;
+        if (length >= 1 && length < 7) letters[length] = '>', letters[length + 1] = '\0';
+        fallback = letters;
+    }
     else if (task && strcmp(task, "text") == 0) fallback = vocab->tokens[0];
     else if (task && strcmp(task, "pairs") == 0) fallback = "<sep>"; /* the empty source */
     char text[8192];
