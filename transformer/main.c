@@ -262,12 +262,12 @@ static int prompt_ids(const Settings *s, const Metadata *meta, const Vocab *voca
                       int context, int *ids) {
     const char *task = metadata_get(meta, "task");
     const char *fallback = "the";
+    char letters[] = "abcdefg>";
     if (task && strcmp(task, "words") == 0) fallback = "\\n";
     else if (task && strcmp(task, "add") == 0) fallback = "123+45=";
     else if (task && (strcmp(task, "copy") == 0 || strcmp(task, "reverse") == 0 ||
                       strcmp(task, "sort") == 0)) {
         /* "abcdefg>", cut to the longest prompt the model was trained on */
-        static char letters[] = "abcdefg>";
         const char *trained = metadata_get(meta, "task_length");
         int length = trained ? atoi(trained) : 7;
         if (length >= 1 && length < 7) letters[length] = '>', letters[length + 1] = '\0';
