@@ -272,9 +272,11 @@ static int prompt_ids(const Settings *s, const Metadata *meta, const Vocab *voca
         int length = trained ? atoi(trained) : 7;
         if (length >= 1 && length < 7) letters[length] = '>', letters[length + 1] = '\0';
         fallback = letters;
+    } else if (task && strcmp(task, "text") == 0) {
+        fallback = vocab->tokens[0];
+    } else if (task && strcmp(task, "pairs") == 0) {
+        fallback = "<sep>"; /* the empty source */
     }
-    else if (task && strcmp(task, "text") == 0) fallback = vocab->tokens[0];
-    else if (task && strcmp(task, "pairs") == 0) fallback = "<sep>"; /* the empty source */
     char text[8192];
     unescape(s->prompt ? s->prompt : fallback, text, sizeof text);
     Error err;
