@@ -209,21 +209,26 @@ def mutation_test(out):
                 return
 
     def mutate_prediction(copy):
+        """The first prediction's right/wrong flipped: made equal to its
+        target when it was wrong, or one character longer when it was right."""
         for base, _, files in sorted(os.walk(copy)):
             if "predictions-val.txt" in files:
                 path = os.path.join(base, "predictions-val.txt")
-                with open(path) as f:
+                pairs = os.path.join(os.path.dirname(os.path.dirname(base)), "data", os.path.basename(base),
+                                     "val.tsv")
+                with open(pairs, encoding="utf-8") as f:
+                    target = f.readline().rstrip("\n").split("\t")[1]
+                with open(path, encoding="utf-8") as f:
                     lines = f.read().split("\n")
-                lines[0] = lines[0] + "x"  # a right answer made wrong, or a wrong one still wrong
-                lines[1] = "" if lines[1] else "x"
-                with open(path, "w") as f:
+                lines[0] = target + "x" if lines[0] == target else target
+                with open(path, "w", encoding="utf-8") as f:
                     f.write("\n".join(lines))
                 return True
         return False
 
     failures = []
     for name, mutate in [("a table cell", mutate_table), ("a result.json metric", mutate_result),
-                         ("two predictions", mutate_prediction)]:
+                         ("a prediction", mutate_prediction)]:
         with tempfile.TemporaryDirectory() as temp:
             copy = os.path.join(temp, "compare")
             shutil.copytree(out, copy, ignore=shutil.ignore_patterns("*.safetensors", "*.png"),
