@@ -585,6 +585,9 @@ START_TEST(test_bad_input_is_rejected) {
     expect_failure(dir, args, 2, "context");
     snprintf(args, sizeof args, "generate --checkpoint %s --temperature -1", model);
     expect_failure(dir, args, 2, "--temperature");
+    /* plot reads --prompt but no sampling option: refused, not ignored */
+    snprintf(args, sizeof args, "plot --checkpoint %s --top-k 5", model);
+    expect_failure(dir, args, 2, "--top-k");
     /* a checkpoint of another architecture */
     ParamSet ps;
     params_init(&ps);

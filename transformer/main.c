@@ -298,8 +298,10 @@ static int prompt_ids(const Settings *s, const Metadata *meta, const Vocab *voca
 }
 
 /* The options of the commands that load a checkpoint (generate, fill,
- * classify, plot): the common ones plus the generation ones. */
-static void parse_inference_options(int argc, char **argv, const char *usage, bool reads_input,
+ * classify, plot): the common ones they read, plus the generation ones for
+ * generate; fill, classify and plot read only --prompt of those (the
+ * sampling options would be accepted and silently ignored). */
+static void parse_inference_options(int argc, char **argv, const char *usage, bool generates,
                                     Settings *s) {
     settings_defaults(s);
     /* Only the common options these commands read: --task and --data name
@@ -313,7 +315,7 @@ static void parse_inference_options(int argc, char **argv, const char *usage, bo
     int count = options_select(common, COMMON_OPTION_COUNT, read_by_inference, options);
     for (int i = 0; i < count; i++) {
         if (strcmp(options[i].name, "input") != 0) continue;
-        if (!reads_input) { /* only generate reads --input */
+        if (!generates) { /* only generate reads --input */
             memmove(options + i, options + i + 1, (size_t)(count - i - 1) * sizeof *options);
             count--;
             break;
@@ -321,7 +323,12 @@ static void parse_inference_options(int argc, char **argv, const char *usage, bo
         options[i].help = "example tasks: a file of prompts, one per line (for pairs, the "
                           "source; a TAB ends it); prints one greedy answer per line; - = stdin";
     }
-    count += generation_options(s, options + count);
+    int generation = generation_options(s, options + count); /* --prompt first */
+    if (!generates) {
+        generation = 1;
+        options[count].help = "the text to run the model on; \\n is a newline (default: one for the task)";
+    }
+    count += generation;
     options_parse_or_exit(argc, argv, 2, options, count, usage);
     settings_finish(s);
 }
