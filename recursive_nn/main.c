@@ -103,9 +103,26 @@ static void settings_resolve(RecursiveSettings *s, const char *command, char *ou
     }
 }
 
-static void parse_or_exit(int argc, char **argv, RecursiveSettings *s, Option *options, const char *usage) {
-    options_table(s, options);
-    options_parse_or_exit(argc, argv, 2, options, OPTION_COUNT, usage);
+/* The options each command other than train reads: its --help lists only
+ * these, and any other option is refused (exit 2) rather than silently
+ * ignored.  --task and --data name the default run directory; eval and
+ * plot regenerate the task's sets, so they take its sizes. */
+#define TASK_SIZES "train-size", "dev-size", "test-size", "probe-size", "arith-depth"
+static const char *const EVAL_OPTIONS[] = {"task", "data", "out", "checkpoint", "seed", "threads", "train",
+                                           "dev", "test", TASK_SIZES, NULL};
+static const char *const PREDICT_OPTIONS[] = {"task", "data", "input", "out", "checkpoint", "threads",
+                                              "plot-term", "draw", NULL};
+static const char *const PLOT_OPTIONS[] = {"task", "data", "out", "checkpoint", "seed", "plot-term", "draw",
+                                           "train", "dev", "test", TASK_SIZES, NULL};
+static const char *const EXPORT_OPTIONS[] = {"task", "out", "seed", TASK_SIZES, NULL};
+
+/* Parses the command line against the options `names` (NULL: all). */
+static void parse_or_exit(int argc, char **argv, RecursiveSettings *s, const char *const *names,
+                          const char *usage) {
+    Option all[OPTION_COUNT], selected[OPTION_COUNT];
+    options_table(s, all);
+    int count = names ? options_select(all, OPTION_COUNT, names, selected) : OPTION_COUNT;
+    options_parse_or_exit(argc, argv, 2, names ? selected : all, count, usage);
 }
 
 static bool argument_given(int argc, char **argv, const char *name) {
@@ -126,7 +143,9 @@ static int command_train(int argc, char **argv) {
     RecursiveSettings s;
     settings_defaults(&s);
     Option options[OPTION_COUNT];
-    parse_or_exit(argc, argv, &s, options, "recursive_nn train [options]\nTrains a tree network; writes --out.");
+    options_table(&s, options);
+    options_parse_or_exit(argc, argv, 2, options, OPTION_COUNT,
+                          "recursive_nn train [options]\nTrains a tree network; writes --out.");
     char out[4096];
     settings_resolve(&s, "train", out, sizeof out);
     return recursive_train(&s, options, OPTION_COUNT);
@@ -181,8 +200,7 @@ static void settings_from_checkpoint(RecursiveSettings *s, const Loaded *loaded,
 static int command_eval(int argc, char **argv) {
     RecursiveSettings s;
     settings_defaults(&s);
-    Option options[OPTION_COUNT];
-    parse_or_exit(argc, argv, &s, options,
+    parse_or_exit(argc, argv, &s, EVAL_OPTIONS,
                   "recursive_nn eval [options]\nEvaluates --checkpoint (default <out>/model.safetensors) "
                   "on the dev, test and probe sets of the task it was trained on.");
     char out[4096], task[64];
@@ -230,8 +248,7 @@ static int command_predict(int argc, char **argv) {
     RecursiveSettings s;
     settings_defaults(&s);
     s.draw = 0;
-    Option options[OPTION_COUNT];
-    parse_or_exit(argc, argv, &s, options,
+    parse_or_exit(argc, argv, &s, PREDICT_OPTIONS,
                   "recursive_nn predict [--input FILE] [--checkpoint FILE] [--draw N]\n"
                   "Reads trees (SST format, labels optional) or plain sentences, one per line, from\n"
                   "--input or stdin, and prints each tree with the predicted label of every node.\n"
@@ -307,8 +324,7 @@ static int command_predict(int argc, char **argv) {
 static int command_plot(int argc, char **argv) {
     RecursiveSettings s;
     settings_defaults(&s);
-    Option options[OPTION_COUNT];
-    parse_or_exit(argc, argv, &s, options,
+    parse_or_exit(argc, argv, &s, PLOT_OPTIONS,
                   "recursive_nn plot [--out DIR] [--checkpoint FILE]\n"
                   "Redraws loss/accuracy curves from DIR/metrics.csv, and the confusion matrix,\n"
                   "embeddings and --draw trees from the checkpoint.");
@@ -376,8 +392,7 @@ static bool write_treebank(const char *dir, const char *name, const Treebank *ba
 static int command_export(int argc, char **argv) {
     RecursiveSettings s;
     settings_defaults(&s);
-    Option options[OPTION_COUNT];
-    parse_or_exit(argc, argv, &s, options,
+    parse_or_exit(argc, argv, &s, EXPORT_OPTIONS,
                   "recursive_nn export --task sentiment|arith [--out DIR]\n"
                   "Writes the generated trees in SST format: DIR/train.txt dev.txt test.txt\n"
                   "(and probe.txt for sentiment); train on them again with --data DIR.");

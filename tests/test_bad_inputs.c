@@ -91,6 +91,8 @@ static const BadInputCase CASES[] = {
     {"recursive_nn", "{tiny} --train {oversized} --out {out}", 1, "{oversized}", "over the limit"},
     CHECKPOINT_ROWS("recursive_nn", "{transformer-checkpoint}"),
     OPTION_ROWS("recursive_nn", "{tiny}"),
+    /* a training option given to predict is refused, not ignored */
+    {"recursive_nn", "predict --steps 5 --out {out}", 2, "--steps", "unknown option"},
 
     {"autoencoder", "{tiny} --data {missing} --out {out}", 1, "{missing}", "No such file"},
     {"autoencoder", "{tiny} --data {empty} --out {out}", 1, "{empty}", "empty file"},
