@@ -311,6 +311,11 @@ static void describe_character(const char *bytes, int length, uint32_t codepoint
 /* Positions in messages count characters (code points) from 0. */
 int vocab_encode_chars(const Vocab *vocab, const char *text, size_t size, int *ids,
                        int max_ids, Error *err) {
+    return vocab_encode_chars_or(vocab, text, size, -1, ids, max_ids, err);
+}
+
+int vocab_encode_chars_or(const Vocab *vocab, const char *text, size_t size, int unknown_id,
+                          int *ids, int max_ids, Error *err) {
     int count = 0;
     size_t offset = 0;
     while (offset < size) {
@@ -327,6 +332,7 @@ int vocab_encode_chars(const Vocab *vocab, const char *text, size_t size, int *i
         }
         memcpy(character, text + offset, (size_t)used);
         int id = vocab_find(vocab, character);
+        if (id < 0) id = unknown_id;
         if (id < 0) {
             char described[32];
             describe_character(character, used, codepoint, described, sizeof described);
@@ -554,6 +560,16 @@ void pair_list_free(PairList *list) {
     }
     free(list->pairs);
     memset(list, 0, sizeof *list);
+}
+
+void pair_list_warn_skipped(const PairList *list, const char *path, size_t max_line_bytes) {
+    int skipped = list->skipped_empty + list->skipped_no_tab + list->skipped_too_long +
+                  list->skipped_bad_utf8;
+    if (skipped > 0)
+        fprintf(stderr, "%s: skipped %d lines (%d blank, %d without a tab, %d longer than %zu "
+                "bytes, %d invalid UTF-8)\n", path, skipped, list->skipped_empty,
+                list->skipped_no_tab, list->skipped_too_long, max_line_bytes,
+                list->skipped_bad_utf8);
 }
 
 /* ==== 5. Mini-batches ====================================================== */

@@ -72,6 +72,10 @@ bool vocab_add_chars(Vocab *vocab, const char *text, size_t size, Error *err);
  * (and its position), invalid UTF-8, or more than max_ids characters. */
 int vocab_encode_chars(const Vocab *vocab, const char *text, size_t size, int *ids,
                        int max_ids, Error *err);
+/* The same, except that a character missing from the vocabulary becomes
+ * unknown_id (an "<unk>" token) when unknown_id >= 0, instead of an error. */
+int vocab_encode_chars_or(const Vocab *vocab, const char *text, size_t size, int unknown_id,
+                          int *ids, int max_ids, Error *err);
 /* Concatenates the tokens of ids into out (NUL-terminated, truncated to
  * out_size).  Returns the length it needed. */
 size_t vocab_decode(const Vocab *vocab, const int *ids, int count, char *out,
@@ -108,6 +112,10 @@ bool tsv_read_pairs(const char *path, size_t max_line_bytes, bool lowercase, Pai
 bool tsv_parse_pairs(const char *text, size_t size, const char *path, size_t max_line_bytes,
                      bool lowercase, PairList *list, Error *err);
 void pair_list_free(PairList *list);
+/* The warning for the lines the reader skipped ("PATH: skipped N lines (a
+ * blank, b without a tab, ...)"), on stderr, only when it skipped some;
+ * printed even with --quiet, since data was left out. */
+void pair_list_warn_skipped(const PairList *list, const char *path, size_t max_line_bytes);
 
 /* ---- Mini-batches ------------------------------------------------------------ */
 

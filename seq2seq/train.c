@@ -128,12 +128,7 @@ void seq2seq_data_sample(const Seq2seqData *d, Rng *rng, Seq2seqPair *pair) {
  * even with --quiet. */
 static bool read_pair_file(const char *path, bool lowercase, PairList *list, Error *err) {
     if (!tsv_read_pairs(path, SEQ2SEQ_MAX_LINE_BYTES, lowercase, list, err)) return false;
-    int skipped = list->skipped_empty + list->skipped_no_tab + list->skipped_too_long + list->skipped_bad_utf8;
-    if (skipped > 0)
-        fprintf(stderr, "%s: skipped %d lines (%d blank, %d without a tab, %d longer than %d "
-                "bytes, %d invalid UTF-8)\n", path, skipped, list->skipped_empty,
-                list->skipped_no_tab, list->skipped_too_long, SEQ2SEQ_MAX_LINE_BYTES,
-                list->skipped_bad_utf8);
+    pair_list_warn_skipped(list, path, SEQ2SEQ_MAX_LINE_BYTES);
     return true;
 }
 

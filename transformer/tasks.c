@@ -135,13 +135,7 @@ static bool load_examples(TransformerData *d, const TransformerDataOptions *o, R
  * counted in a warning (printed even with --quiet, as seq2seq does). */
 static bool read_pairs(const char *path, PairList *list, Error *err) {
     if (!tsv_read_pairs(path, TRANSFORMER_PAIRS_MAX_LINE_BYTES, false, list, err)) return false;
-    int skipped = list->skipped_empty + list->skipped_no_tab + list->skipped_too_long +
-                  list->skipped_bad_utf8;
-    if (skipped > 0)
-        fprintf(stderr, "%s: skipped %d lines (%d blank, %d without a tab or with an empty "
-                "column, %d longer than %d bytes, %d invalid UTF-8)\n", path, skipped,
-                list->skipped_empty, list->skipped_no_tab, list->skipped_too_long,
-                TRANSFORMER_PAIRS_MAX_LINE_BYTES, list->skipped_bad_utf8);
+    pair_list_warn_skipped(list, path, TRANSFORMER_PAIRS_MAX_LINE_BYTES);
     return true;
 }
 
@@ -167,7 +161,7 @@ static void pairs_vocab(TransformerData *d, const PairList *list, const int *row
     d->pad_id = vocab_add(&d->vocab, PAIRS_PAD);
     vocab_add(&d->vocab, SEP);
     d->end_id = vocab_add(&d->vocab, END);
-    d->unk_id = vocab_add(&d->vocab, UNK);
+    vocab_add(&d->vocab, UNK); /* found by name when encoding: transformer_encode_literal */
     for (int i = 0; i < seen.size; i++) vocab_add(&d->vocab, sorted[i]);
     free(sorted);
     vocab_free(&seen);
@@ -536,7 +530,7 @@ bool transformer_data_load(TransformerData *d, const TransformerDataOptions *o, 
                            Error *err) {
     memset(d, 0, sizeof *d);
     d->task = o->task;
-    d->pad_id = d->mask_id = d->end_id = d->unk_id = -1;
+    d->pad_id = d->mask_id = d->end_id = -1;
     vocab_init(&d->vocab);
     if (o->examples < 10) return error_set(err, "--examples %d: need at least 10", o->examples);
     Rng rng;
@@ -705,23 +699,8 @@ int transformer_batch_validation(const TransformerData *d, bool encoder, int ind
 
 int transformer_encode_literal(const Vocab *vocab, const char *text, size_t length, int *ids,
                                int max_ids, Error *err) {
-    int unk = vocab_find(vocab, UNK);
-    if (unk < 0) return vocab_encode_chars(vocab, text, length, ids, max_ids, err);
-    int count = 0;
-    for (size_t offset = 0; offset < length;) {
-        char character[5] = {0};
-        uint32_t codepoint;
-        int used = utf8_decode(text + offset, length - offset, &codepoint);
-        if (used == 0) return error_set(err, "invalid UTF-8 at byte %zu", offset), -1;
-        if (count == max_ids)
-            return error_set(err, "text has more than %d characters, the most allowed here",
-                             max_ids), -1;
-        memcpy(character, text + offset, (size_t)used);
-        int id = vocab_find(vocab, character);
-        ids[count++] = id >= 0 ? id : unk;
-        offset += (size_t)used;
-    }
-    return count;
+    /* vocab_find gives -1 without <unk>: then an unknown character is an error */
+    return vocab_encode_chars_or(vocab, text, length, vocab_find(vocab, UNK), ids, max_ids, err);
 }
 
 /* The first special token of the vocabulary written in text, or NULL; *id

@@ -221,7 +221,6 @@ typedef struct {
     Vocab vocab;
     int pad_id, mask_id;      /* -1 when the vocabulary has none            */
     int end_id;               /* ends an answer or a word; -1 when none       */
-    int unk_id;               /* pairs: a character unseen in training; else -1 */
     /* TRANSFORMER_STREAM */
     int *stream;              /* (S) token ids                               */
     long stream_length;       /* S                                           */
