@@ -77,21 +77,18 @@ def program(name):
     return os.path.join(ROOT, "bin", name)
 
 
-def run_program(args, log_path, stdin_path=None):
+def run_program(args, log_path):
     """Runs one program, its stdout and stderr into log_path; returns
     (stdout text, CPU seconds of that process).  A failure raises RunFailed
     with the log's last lines, so no table is written from a broken run."""
     env = dict(os.environ, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "passive"))
     with open(log_path, "w") as log:
-        stdin = open(stdin_path) if stdin_path else subprocess.DEVNULL
-        process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, stdin=stdin, env=env,
-                                   cwd=ROOT, text=True)
+        process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
+                                   env=env, cwd=ROOT, text=True)
         output = process.stdout.read()
         # wait4 gives this child's own CPU time, even with other runs in flight.
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
-        if stdin_path:
-            stdin.close()
         log.write(output)
     if process.returncode != 0:
         with open(log_path) as log:
@@ -437,10 +434,10 @@ def curve_of(run_dir, column):
     return points
 
 
-CURVE_COLUMNS = {  # the validation column each program logs, per task and model
+CURVE_COLUMNS = {  # each task's validation column in metrics.csv, and the plot's label
     "reverse": ("val_exact_match", "held-out exact match (greedy)"),
     "dates": ("val_exact_match", "held-out exact match (greedy)"),
-    "sentiment": (None, "dev root accuracy"),
+    "sentiment": ("val_root_accuracy", "dev root accuracy"),
     "reconstruction": ("val_squared_error", "validation squared error per image"),
 }
 
@@ -448,8 +445,6 @@ CURVE_COLUMNS = {  # the validation column each program logs, per task and model
 def curve_column(task, model):
     if model.startswith("transformer"):  # its metrics.csv calls every task's metric val_accuracy
         return "val_accuracy"
-    if task == "sentiment":
-        return "val_root_accuracy"
     return CURVE_COLUMNS[task][0]
 
 
