@@ -218,8 +218,9 @@ static void tensor_set_shape(Tensor *t, int ndim, const int *shape, const char *
 /* A tensor in the arena.  `zero_data` is false only for op outputs, whose
  * forward writes every element anyway: skipping the memset saves a pass over
  * memory per op.  Gradients are zeroed, since backward adds into them;
- * except an op output's (`lazy_grad`), which is marked grad_unwritten
- * instead: see "Gradients zeroed late, or never" in section 5. */
+ * except an op output's (`lazy_grad`, also tensor_empty's), which is marked
+ * grad_unwritten instead: see "Gradients zeroed late, or never" in
+ * section 5. */
 static Tensor *arena_tensor(Graph *g, int ndim, const int *shape, bool with_grad, bool zero_data,
                             bool lazy_grad) {
     Tensor *t = arena_alloc(&g->arena, sizeof(Tensor));
@@ -241,26 +242,43 @@ Tensor *tensor_new(Graph *g, int ndim, const int *shape, bool with_grad) {
 }
 
 Tensor *tensor_empty(Graph *g, int ndim, const int *shape, bool with_grad, const char *name) {
-    Tensor *t = arena_tensor(g, ndim, shape, with_grad, false, false);
+    Tensor *t = arena_tensor(g, ndim, shape, with_grad, false, true);
     t->name = name;
     return t;
 }
 
-/* Zeroes a gradient that is still unwritten, so that it can be added into. */
+/* The tensor whose grad_unwritten flag covers t's gradient: t itself, or
+ * the base of a view (views share their base's gradient buffer). */
+static Tensor *grad_owner(Tensor *t) { return t->base ? t->base : t; }
+
+static bool grad_is_unwritten(Tensor *t) { return grad_owner(t)->grad_unwritten; }
+
+/* Zeroes a gradient that is still unwritten, so that it can be added into:
+ * for a view, the whole base, since its other views may add there too. */
 static void grad_make_zero(Tensor *t) {
-    if (!t->grad_unwritten) return;
-    memset(t->grad, 0, (size_t)t->numel * sizeof(float));
-    t->grad_unwritten = false;
+    Tensor *owner = grad_owner(t);
+    if (!owner->grad_unwritten) return;
+    memset(owner->grad, 0, (size_t)owner->numel * sizeof(float));
+    owner->grad_unwritten = false;
 }
 
 /* For a backward that writes every element of t's gradient: true if it
  * should overwrite (the gradient is unwritten, so nothing is lost), false
- * if it must add.  Either way the gradient counts as written afterwards. */
+ * if it must add.  Either way the gradient counts as written afterwards.
+ * A view covering part of its base cannot vouch for the rest: the base is
+ * zeroed and the backward adds. */
 static bool grad_overwrite(Tensor *t) {
-    bool overwrite = t->grad_unwritten;
-    t->grad_unwritten = false;
+    Tensor *owner = grad_owner(t);
+    if (owner->numel != t->numel) {
+        grad_make_zero(owner);
+        return false;
+    }
+    bool overwrite = owner->grad_unwritten;
+    owner->grad_unwritten = false;
     return overwrite;
 }
+
+bool tensor_grad_overwrite(Tensor *t) { return grad_overwrite(t); }
 
 Tensor *tensor_alloc(const char *name, int ndim, const int *shape, bool with_grad) {
     Tensor *t = xcalloc(1, sizeof(Tensor));
@@ -321,12 +339,20 @@ void tensor_print(const Tensor *t) {
 }
 
 /* A view shares its tensor's gradient, and the two may be reached by
- * backward in either order: so that both can simply add, a still unwritten
- * gradient is zeroed when the first view of it is made. */
-Tensor *tensor_reshape(Graph *g, Tensor *t, int ndim, const int *shape) {
-    grad_make_zero(t);
+ * backward in either order.  Nothing is zeroed here: the view points at its
+ * base, whose grad_unwritten flag stands for both, and the first backward
+ * to reach either zeroes the whole base then (grad_make_zero), when the
+ * memory is about to be used anyway. */
+static Tensor *view_of(Graph *g, Tensor *t) {
     Tensor *view = arena_alloc(&g->arena, sizeof(Tensor));
     *view = *t;
+    view->base = grad_owner(t);
+    view->grad_unwritten = false; /* unused: the base's flag counts */
+    return view;
+}
+
+Tensor *tensor_reshape(Graph *g, Tensor *t, int ndim, const int *shape) {
+    Tensor *view = view_of(g, t);
     tensor_set_shape(view, ndim, shape, "tensor_reshape");
     if (view->numel != t->numel) {
         char from[64], to[64];
@@ -341,9 +367,7 @@ Tensor *tensor_rows(Graph *g, Tensor *t, int first, int count) {
     if (first < 0 || count < 1 || first + count > t->shape[0])
         fatal("tensor_rows: rows [%d, %d) outside the first dimension of size %d", first,
               first + count, t->shape[0]);
-    grad_make_zero(t); /* see tensor_reshape */
-    Tensor *view = arena_alloc(&g->arena, sizeof(Tensor));
-    *view = *t;
+    Tensor *view = view_of(g, t); /* see view_of */
     int row_size = t->numel / t->shape[0];
     view->shape[0] = count;
     view->numel = count * row_size;
@@ -639,6 +663,10 @@ const float *linear_pack_weight(Graph *g, const Tensor *weight) {
     matmul_pack_b(weight->data, In, true, In, Out, packed);                            /* W^T */
     matmul_pack_b(weight->data, In, false, Out, In, packed_weight_for_backward(packed, In, Out));
     return packed;
+}
+
+const float *linear_packed_weight_for_backward(const float *packed_weight, const Tensor *weight) {
+    return packed_weight_for_backward(packed_weight, weight->shape[1], weight->shape[0]);
 }
 
 Tensor *op_linear(Graph *g, Tensor *x, Tensor *weight, Tensor *bias) {
@@ -1312,13 +1340,19 @@ static const char *entry_name(const TapeEntry *entry) {
  *     of GELU overwrite an unwritten input gradient instead of adding to
  *     it (grad_overwrite): most activations have exactly one consumer, and
  *     then nothing ever zeroes their gradient;
+ *     A custom op declares the inputs its backward overwrites the same way
+ *     (TapeEntry.overwrites_input, asking tensor_grad_overwrite);
  *   - for every other input, the unwritten gradient is zeroed just before
  *     the first backward that adds into it, while it is about to be used;
+ *   - views (tensor_rows, tensor_reshape) share their base's flag: the
+ *     first backward that adds into any view zeroes the whole base then,
+ *     and one that would overwrite a view of only part of it adds instead;
  *   - at the end, any gradient still unwritten is zeroed, so that after
  *     graph_backward every gradient holds a gradient. */
 static bool backward_overwrites_input(const TapeEntry *entry, int k) {
     switch (entry->op) {
     case OP_LINEAR: case OP_ADD: case OP_SUB: case OP_GELU: return k == 0;
+    case OP_CUSTOM: return (entry->overwrites_input >> k) & 1u;
     default: return false;
     }
 }
@@ -1335,7 +1369,7 @@ void graph_backward(Graph *g, Tensor *loss) {
     loss->grad[0] += 1.0f; /* d(loss)/d(loss) */
     for (int i = g->tape_length - 1; i >= 0; i--) {
         TapeEntry *entry = &g->tape[i];
-        if (entry->out->grad_unwritten) continue; /* no gradient reached it */
+        if (grad_is_unwritten(entry->out)) continue; /* no gradient reached it */
         for (int k = 0; k < 3; k++) {
             Tensor *input = entry->inputs[k];
             if (input && input->grad && !backward_overwrites_input(entry, k)) grad_make_zero(input);
@@ -1343,11 +1377,16 @@ void graph_backward(Graph *g, Tensor *loss) {
         entry_backward(entry);
         if (g->check_numerics)
             for (int k = 0; k < 3; k++)
-                if (entry->inputs[k] && entry->inputs[k]->grad && !entry->inputs[k]->grad_unwritten)
+                if (entry->inputs[k] && entry->inputs[k]->grad && !grad_is_unwritten(entry->inputs[k]))
                     check_finite_named(g, entry_name(entry), entry->inputs[k],
                                        entry->inputs[k]->grad, "gradient (backward)");
     }
-    for (int i = 0; i < g->tape_length; i++) grad_make_zero(g->tape[i].out);
+    for (int i = 0; i < g->tape_length; i++) {
+        TapeEntry *entry = &g->tape[i];
+        grad_make_zero(entry->out);
+        for (int k = 0; k < 3; k++) /* e.g. a tensor_empty input that no gradient reached */
+            if (entry->inputs[k] && entry->inputs[k]->grad) grad_make_zero(entry->inputs[k]);
+    }
 }
 
 void graph_print_tape(const Graph *g) {

@@ -42,8 +42,12 @@ typedef struct Tensor {
     const char *name;   /* for printing, traces and checkpoints; may be NULL */
     /* true while `grad` holds leftover bytes that stand for zeros: an op's
      * output gets its gradient buffer unzeroed, and the first backward to
-     * reach it either overwrites it or zeroes it first (graph_backward). */
+     * reach it either overwrites it or zeroes it first (graph_backward).
+     * A view has no flag of its own: its base's flag covers both. */
     bool grad_unwritten;
+    /* A view (tensor_reshape, tensor_rows): the tensor that owns the memory
+     * it looks into.  NULL for a tensor that owns its own. */
+    struct Tensor *base;
 } Tensor;
 
 /* ---- Arena: bump allocation for one step's activations ------------------ */
@@ -122,6 +126,11 @@ typedef struct TapeEntry {
     int *indices;      /* op-specific ints (targets, row ids, dropout mask) */
     int int_args[4];   /* op-specific integers (see each op)                */
     float float_args[2];
+    void *context;     /* OP_CUSTOM: anything else its backward needs       */
+    /* OP_CUSTOM: bit k set when backward writes every element of input k's
+     * gradient, asking tensor_grad_overwrite whether to write or add; then
+     * graph_backward does not zero that gradient first. */
+    unsigned overwrites_input;
 } TapeEntry;
 
 /* One step's computation: the tape plus the arena its tensors live in. */
@@ -153,6 +162,10 @@ void graph_print_tape(const Graph *g);
  *       graph_record_custom(g, "attention", attention_backward, out, q, k, v);
  *   graph_check_finite(g, "attention", out);                                  */
 bool graph_needs_grad(const Graph *g, const Tensor *a, const Tensor *b, const Tensor *c);
+/* For a backward that writes every element of t's gradient (and declared so
+ * in overwrites_input): true when nothing has been written there yet, so it
+ * may overwrite the leftover bytes; false when it must add to them. */
+bool tensor_grad_overwrite(Tensor *t);
 struct TapeEntry *graph_record_custom(Graph *g, const char *name, BackwardFunction backward,
                                       Tensor *out, Tensor *a, Tensor *b, Tensor *c);
 /* With g->check_numerics, stops when `t` holds a NaN or Inf. */
@@ -168,8 +181,10 @@ Tensor *tensor_new(Graph *g, int ndim, const int *shape, bool with_grad);
     tensor_new((g), (ndim), (const int[]){__VA_ARGS__}, (with_grad))
 /* A tensor in the arena whose values are NOT initialised (like torch.empty),
  * for an op that writes every element anyway: skipping the zero-fill saves
- * a pass over memory.  The gradient, which backward adds into, is zeroed.
- * This is how every op makes its output, in common/ and in model folders. */
+ * a pass over memory.  Its gradient is not zeroed either, but marked
+ * grad_unwritten: graph_backward zeroes it (or lets a backward overwrite
+ * it) when a gradient first reaches it.  This is how every op makes its
+ * output, in common/ and in model folders. */
 Tensor *tensor_empty(Graph *g, int ndim, const int *shape, bool with_grad, const char *name);
 /* A tensor that owns its memory with malloc (for parameters and tests). */
 Tensor *tensor_alloc(const char *name, int ndim, const int *shape, bool with_grad);
@@ -184,7 +199,8 @@ void tensor_check_shapes(bool ok, const char *op, const Tensor *a, const Tensor 
  *   (gdb) call tensor_print(logits) */
 void tensor_print(const Tensor *t);
 /* A view with another shape over the same data and gradient (no copy, no
- * tape entry): the gradient is shared, so nothing needs to flow back. */
+ * tape entry): the gradient is shared, so nothing needs to flow back.  A
+ * view of a view looks into the same base. */
 Tensor *tensor_reshape(Graph *g, Tensor *t, int ndim, const int *shape);
 /* A view of rows [first, first+count) of the first dimension (no copy). */
 Tensor *tensor_rows(Graph *g, Tensor *t, int first, int count);
@@ -214,6 +230,10 @@ Tensor *op_linear(Graph *g, Tensor *x, Tensor *weight, Tensor *bias);
  * graph's arena: valid until graph_reset, and only while the weight does not
  * change. */
 const float *linear_pack_weight(Graph *g, const Tensor *weight);
+/* Inside linear_pack_weight's buffer, the second copy: W (Out, In) packed
+ * as matmul's B for a backward's dx = dy W, for an op in a model's folder
+ * that runs its own matmuls on the packed weight. */
+const float *linear_packed_weight_for_backward(const float *packed_weight, const Tensor *weight);
 /* op_linear reading the weight from its packed copy: the same result bit for
  * bit, the same backward (which reads weight itself). */
 Tensor *op_linear_packed(Graph *g, Tensor *x, Tensor *weight, const float *packed_weight,

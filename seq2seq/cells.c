@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "fastmath.h"
+#include "matmul.h"
 #include "seq2seq.h"
 
 /* ---- sigmoid and tanh that the compiler can vectorize ------------------------
@@ -81,6 +82,17 @@ static int *keep_active(Graph *g, const int *active, int B) {
     return kept;
 }
 
+/* t's gradient = values when nothing has been written there yet (the op
+ * declared t in overwrites_input), else += values.  count floats. */
+static void grad_store(Tensor *t, const float *values, size_t count) {
+    if (t->grad == NULL) return;
+    if (tensor_grad_overwrite(t)) {
+        memcpy(t->grad, values, count * sizeof(float));
+        return;
+    }
+    for (size_t i = 0; i < count; i++) t->grad[i] += values[i];
+}
+
 /* ======================================================================== */
 /* GRU step                                                                  */
 /* ======================================================================== */
@@ -109,6 +121,22 @@ static void gru_row_forward(int H, const float *restrict x_gates, const float *r
     /* END EXERCISE */
 }
 
+/* Every row of one step: gx, gh (B, 3H), state (1, B, H) -> out (1, B, H),
+ * saved (B, 3H) = r, z, n.  A padded row (active[b] == 0) keeps its h. */
+static void gru_rows_forward(int B, int H, const float *gx, const float *gh, const float *state,
+                             const int *active, float *out, float *saved) {
+    for (int b = 0; b < B; b++) {
+        const float *h = state + (size_t)b * H;
+        float *h_new = out + (size_t)b * H;
+        if (active != NULL && !active[b]) {
+            memcpy(h_new, h, (size_t)H * sizeof(float));
+            continue;
+        }
+        gru_row_forward(H, gx + (size_t)b * 3 * H, gh + (size_t)b * 3 * H, h, h_new,
+                        saved + (size_t)b * 3 * H);
+    }
+}
+
 /* torch.nn.GRU, gate order (r, z, n), with gx = W_ih x + b_ih, gh = W_hh h + b_hh:
  *   r  = sigmoid(gx_r + gh_r)
  *   z  = sigmoid(gx_z + gh_z)
@@ -124,21 +152,13 @@ Tensor *seq2seq_gru_step(Graph *g, Tensor *gx, Tensor *gh, Tensor *state, const 
     out = step_output(g, out, state, grad, "gru_step");
     /* (B, 3H) the gate values r, z, n, saved for backward */
     float *rzn = arena_alloc(&g->arena, (size_t)B * 3 * H * sizeof(float));
-    for (int b = 0; b < B; b++) {
-        const float *h = state->data + (size_t)b * H;
-        float *h_new = out->data + (size_t)b * H;
-        if (active != NULL && !active[b]) {
-            memcpy(h_new, h, (size_t)H * sizeof(float));
-            continue;
-        }
-        gru_row_forward(H, gx->data + (size_t)b * 3 * H, gh->data + (size_t)b * 3 * H, h, h_new,
-                        rzn + (size_t)b * 3 * H);
-    }
+    gru_rows_forward(B, H, gx->data, gh->data, state->data, active, out->data, rzn);
     if (grad) {
         TapeEntry *entry = graph_record_custom(g, "gru_step", gru_step_backward, out, gx, gh, state);
         entry->saved = rzn;
         entry->indices = keep_active(g, active, B);
         entry->int_args[0] = B, entry->int_args[1] = H;
+        entry->overwrites_input = 1u << 0 | 1u << 1; /* gx, gh: see grad_store */
     }
     graph_check_finite(g, "gru_step", out);
     return out;
@@ -146,10 +166,10 @@ Tensor *seq2seq_gru_step(Graph *g, Tensor *gx, Tensor *gh, Tensor *state, const 
 
 /* With dh' the gradient of h' (and a_r, a_z, a_n the pre-activations):
  *   dn = dh' (1 - z)           dz = dh' (h - n)           dh += dh' z
- *   da_n = dn (1 - n^2)   ->   dgx_n += da_n,  dgh_n += da_n r,  dr = da_n gh_n
- *   da_r = dr r (1 - r)   ->   dgx_r += da_r,  dgh_r += da_r
- *   da_z = dz z (1 - z)   ->   dgx_z += da_z,  dgh_z += da_z
- * A padded row passes its gradient straight through: dh += dh'. */
+ *   da_n = dn (1 - n^2)   ->   dgx_n = da_n,  dgh_n = da_n r,  dr = da_n gh_n
+ *   da_r = dr r (1 - r)   ->   dgx_r = dgh_r = da_r
+ *   da_z = dz z (1 - z)   ->   dgx_z = dgh_z = da_z
+ * dgx and dgh are written (this step is their only use); dh is added to. */
 static void gru_row_backward(int H, const float *restrict dy, const float *restrict saved,
                              const float *restrict h, const float *restrict h_gates,
                              float *restrict dgx, float *restrict dgh, float *restrict dh) {
@@ -160,27 +180,42 @@ static void gru_row_backward(int H, const float *restrict dy, const float *restr
         float da_r = da_n * h_gates[2 * H + j] * r * (1.0f - r);
         float da_z = dz * z * (1.0f - z);
         dh[j] += dy[j] * z;
-        dgx[j] += da_r, dgx[H + j] += da_z, dgx[2 * H + j] += da_n;
-        dgh[j] += da_r, dgh[H + j] += da_z, dgh[2 * H + j] += da_n * r;
+        dgx[j] = da_r, dgx[H + j] = da_z, dgx[2 * H + j] = da_n;
+        dgh[j] = da_r, dgh[H + j] = da_z, dgh[2 * H + j] = da_n * r;
+    }
+}
+
+/* Every row: dy (1, B, H) the gradient of h'.  Writes dgx and dgh (B, 3H)
+ * (zeros for a padded row) and adds into dstate (1, B, H) the direct path
+ * dh' z, or all of dh' for a padded row, whose h' is h. */
+static void gru_rows_backward(int B, int H, const float *dy, const float *saved,
+                              const float *state, const float *gh, const int *active, float *dgx,
+                              float *dgh, float *dstate) {
+    for (int b = 0; b < B; b++) {
+        const float *dy_row = dy + (size_t)b * H;
+        float *dh = dstate + (size_t)b * H;
+        size_t gates = (size_t)b * 3 * H;
+        if (active != NULL && !active[b]) {
+            for (int j = 0; j < H; j++) dh[j] += dy_row[j];
+            memset(dgx + gates, 0, (size_t)3 * H * sizeof(float));
+            memset(dgh + gates, 0, (size_t)3 * H * sizeof(float));
+            continue;
+        }
+        gru_row_backward(H, dy_row, saved + gates, state + (size_t)b * H, gh + gates, dgx + gates,
+                         dgh + gates, dh);
     }
 }
 
 static void gru_step_backward(TapeEntry *entry) {
     Tensor *gx = entry->inputs[0], *gh = entry->inputs[1], *state = entry->inputs[2];
     int B = entry->int_args[0], H = entry->int_args[1];
-    float *scratch = scratch_row((size_t)7 * H); /* gx 3H, gh 3H, h H: see scratch_row */
-    for (int b = 0; b < B; b++) {
-        const float *dy = entry->out->grad + (size_t)b * H;
-        float *dh = state->grad ? state->grad + (size_t)b * H : scratch + 6 * H;
-        if (entry->indices != NULL && !entry->indices[b]) {
-            for (int j = 0; j < H; j++) dh[j] += dy[j];
-            continue;
-        }
-        gru_row_backward(H, dy, entry->saved + (size_t)b * 3 * H, state->data + (size_t)b * H,
-                         gh->data + (size_t)b * 3 * H,
-                         gx->grad ? gx->grad + (size_t)b * 3 * H : scratch,
-                         gh->grad ? gh->grad + (size_t)b * 3 * H : scratch + 3 * H, dh);
-    }
+    size_t gates = (size_t)B * 3 * H;
+    float *dgx = scratch_row(2 * gates + (size_t)B * H), *dgh = dgx + gates;
+    float *dstate = state->grad ? state->grad : dgh + gates; /* see scratch_row */
+    gru_rows_backward(B, H, entry->out->grad, entry->saved, state->data, gh->data, entry->indices,
+                      dgx, dgh, dstate);
+    grad_store(gx, dgx, gates);
+    grad_store(gh, dgh, gates);
 }
 
 /* ======================================================================== */
@@ -206,6 +241,25 @@ static void lstm_row_forward(int H, const float *restrict ax, const float *restr
     }
 }
 
+/* Every row of one step: gx, gh (B, 4H), state (2, B, H) = [h, c] ->
+ * out (2, B, H), saved (B, 5H) = i, f, g, o, tanh(c').  A padded row keeps
+ * its h and c. */
+static void lstm_rows_forward(int B, int H, const float *gx, const float *gh, const float *state,
+                              const int *active, float *out, float *saved) {
+    size_t part = (size_t)B * H; /* offset of c in a state */
+    for (int b = 0; b < B; b++) {
+        const float *h = state + (size_t)b * H, *c = state + part + (size_t)b * H;
+        float *h_new = out + (size_t)b * H, *c_new = out + part + (size_t)b * H;
+        if (active != NULL && !active[b]) {
+            memcpy(h_new, h, (size_t)H * sizeof(float));
+            memcpy(c_new, c, (size_t)H * sizeof(float));
+            continue;
+        }
+        lstm_row_forward(H, gx + (size_t)b * 4 * H, gh + (size_t)b * 4 * H, c, h_new, c_new,
+                         saved + (size_t)b * 5 * H);
+    }
+}
+
 /* torch.nn.LSTM, gate order (i, f, g, o), with a = gx + gh:
  *   i = sigmoid(a_i)   f = sigmoid(a_f)   g = tanh(a_g)   o = sigmoid(a_o)
  *   c' = f * c + i * g
@@ -222,23 +276,13 @@ Tensor *seq2seq_lstm_step(Graph *g, Tensor *gx, Tensor *gh, Tensor *state, const
     out = step_output(g, out, state, grad, "lstm_step");
     /* (B, 5H) i, f, g, o and tanh(c'), saved for backward */
     float *saved_all = arena_alloc(&g->arena, (size_t)B * 5 * H * sizeof(float));
-    size_t part = (size_t)B * H; /* offset of c in a state */
-    for (int b = 0; b < B; b++) {
-        const float *h = state->data + (size_t)b * H, *c = state->data + part + (size_t)b * H;
-        float *h_new = out->data + (size_t)b * H, *c_new = out->data + part + (size_t)b * H;
-        if (active != NULL && !active[b]) {
-            memcpy(h_new, h, (size_t)H * sizeof(float));
-            memcpy(c_new, c, (size_t)H * sizeof(float));
-            continue;
-        }
-        lstm_row_forward(H, gx->data + (size_t)b * 4 * H, gh->data + (size_t)b * 4 * H, c, h_new,
-                         c_new, saved_all + (size_t)b * 5 * H);
-    }
+    lstm_rows_forward(B, H, gx->data, gh->data, state->data, active, out->data, saved_all);
     if (grad) {
         TapeEntry *entry = graph_record_custom(g, "lstm_step", lstm_step_backward, out, gx, gh, state);
         entry->saved = saved_all;
         entry->indices = keep_active(g, active, B);
         entry->int_args[0] = B, entry->int_args[1] = H;
+        entry->overwrites_input = 1u << 0 | 1u << 1; /* gx, gh: see grad_store */
     }
     graph_check_finite(g, "lstm_step", out);
     return out;
@@ -247,19 +291,16 @@ Tensor *seq2seq_lstm_step(Graph *g, Tensor *gx, Tensor *gh, Tensor *state, const
 /* With dh', dc' the gradients of the new state:
  *   dc = dc' + dh' o (1 - tanh(c')^2)      (c' reaches the loss two ways)
  *   do = dh' tanh(c')   di = dc g   dg = dc i   df = dc c   dc_prev += dc f
- *   da_{i,f,o} = d{i,f,o} s (1 - s),  da_g = dg (1 - g^2);  dgx += da, dgh += da
- * h reaches this op only through gh (computed outside), so dh_prev gets
- * nothing here.  A padded row passes both gradients straight through. */
+ *   da_{i,f,o} = d{i,f,o} s (1 - s),  da_g = dg (1 - g^2)
+ * da (4H) is the gradient of gx and of gh alike, since a = gx + gh: it is
+ * written; dc_prev is added to.  h reaches this op only through gh
+ * (computed outside), so dh_prev gets nothing here. */
 static void lstm_row_backward(int H, const float *restrict dh_new, const float *restrict dc_new,
                               const float *restrict saved, const float *restrict c,
-                              float *restrict da, float *restrict dgx, float *restrict dgh,
-                              float *restrict dc_prev) {
+                              float *restrict da, float *restrict dc_prev) {
     /* the five saved rows i, f, g, o, tanh(c'), each (H) */
     const float *si = saved, *sf = saved + H, *sg = saved + 2 * H, *so = saved + 3 * H;
     const float *stc = saved + 4 * H;
-    /* Two passes: the gradients of the four pre-activations into da (4H),
-     * then into gx and gh.  In one loop, the eight strided stores would need
-     * more run-time overlap checks than gcc is willing to vectorize with. */
     for (int j = 0; j < H; j++) {
         float i = si[j], f = sf[j], gc = sg[j], o = so[j], tc = stc[j];
         float dc = dc_new[j] + dh_new[j] * o * (1.0f - tc * tc);
@@ -269,27 +310,169 @@ static void lstm_row_backward(int H, const float *restrict dh_new, const float *
         da[3 * H + j] = dh_new[j] * tc * o * (1.0f - o);
         dc_prev[j] += dc * f;
     }
-    for (int k = 0; k < 4 * H; k++) dgx[k] += da[k], dgh[k] += da[k];
+}
+
+/* Every row: dy (2, B, H) the gradient of [h', c'].  Writes da (B, 4H)
+ * (zeros for a padded row) and adds into dstate's c part the path dc f; a
+ * padded row, whose state passed through, adds all of dy to dstate. */
+static void lstm_rows_backward(int B, int H, const float *dy, const float *saved,
+                               const float *state, const int *active, float *da, float *dstate) {
+    size_t part = (size_t)B * H;
+    for (int b = 0; b < B; b++) {
+        const float *dh_new = dy + (size_t)b * H, *dc_new = dy + part + (size_t)b * H;
+        float *dh = dstate + (size_t)b * H, *dc = dstate + part + (size_t)b * H;
+        if (active != NULL && !active[b]) {
+            for (int j = 0; j < H; j++) dh[j] += dh_new[j], dc[j] += dc_new[j];
+            memset(da + (size_t)b * 4 * H, 0, (size_t)4 * H * sizeof(float));
+            continue;
+        }
+        lstm_row_backward(H, dh_new, dc_new, saved + (size_t)b * 5 * H, state + part + (size_t)b * H,
+                          da + (size_t)b * 4 * H, dc);
+    }
 }
 
 static void lstm_step_backward(TapeEntry *entry) {
     Tensor *gx = entry->inputs[0], *gh = entry->inputs[1], *state = entry->inputs[2];
     int B = entry->int_args[0], H = entry->int_args[1];
-    size_t part = (size_t)B * H;
-    float *scratch = scratch_row((size_t)14 * H); /* gx 4H, gh 4H, h, c, da 4H: see scratch_row */
-    for (int b = 0; b < B; b++) {
-        const float *dh_new = entry->out->grad + (size_t)b * H;
-        const float *dc_new = entry->out->grad + part + (size_t)b * H;
-        float *dh = state->grad ? state->grad + (size_t)b * H : scratch + 8 * H;
-        float *dc = state->grad ? state->grad + part + (size_t)b * H : scratch + 9 * H;
-        if (entry->indices != NULL && !entry->indices[b]) {
-            for (int j = 0; j < H; j++) dh[j] += dh_new[j], dc[j] += dc_new[j];
-            continue;
+    size_t gates = (size_t)B * 4 * H;
+    float *da = scratch_row(gates + (size_t)2 * B * H);
+    float *dstate = state->grad ? state->grad : da + gates; /* see scratch_row */
+    lstm_rows_backward(B, H, entry->out->grad, entry->saved, state->data, entry->indices, da, dstate);
+    grad_store(gx, da, gates);
+    grad_store(gh, da, gates);
+}
+
+/* ======================================================================== */
+/* A whole layer over a sequence: backpropagation through time in one op     */
+/* ======================================================================== */
+
+/* Why.  Run step by step, each time step is a W_hh linear op, a cell op and
+ * a few views, and every step's (B, G*H) gates and their gradients pass
+ * through memory twice.  When every input of the sequence is known before
+ * the first step (the encoder; the decoder under full teacher forcing),
+ * one op can run all S steps, and its backward is backpropagation through
+ * time written out, as in the equations below.  It reuses the cell
+ * functions above, row for row; tests/test_seq2seq.c checks it against the
+ * step-by-step version and against finite differences. */
+
+static void recurrent_layer_backward(TapeEntry *entry);
+
+/* What the layer's backward needs besides its three tensor inputs. */
+typedef struct {
+    int cell, S, B, H;
+    Tensor *bias;               /* b_hh (G*H), or NULL                         */
+    const float *packed_weight; /* W_hh packed by linear_pack_weight           */
+    float *gh;                  /* (S, B, G*H) gh_t = W_hh h_{t-1} + b_hh      */
+    float *saved;               /* (S, B, 5H) LSTM or (S, B, 3H) GRU gate values */
+    int *active;                /* (S, B) copy, or NULL                        */
+} RecurrentLayer;
+
+static int saved_per_row(int cell, int H) { return cell == SEQ2SEQ_LSTM ? 5 * H : 3 * H; }
+
+/* For t = 0 .. S-1, with state_{-1} = state0:
+ *   gh_t    = h_{t-1} W_hh^T + b_hh                 (B, H) @ (H, G*H)
+ *   state_t = cell(gx_t, gh_t, state_{t-1})         seq2seq_gru_step / _lstm_step's equations
+ * gx_all (S*B, G*H) holds gx_t = W_ih x_t + b_ih for every step, state0
+ * (P, B, H), weight W_hh (G*H, H), bias b_hh (G*H) or NULL, active (S, B)
+ * or NULL.  Returns every state_t: (S, P, B, H). */
+Tensor *seq2seq_recurrent_layer(Graph *g, int cell, Tensor *gx_all, Tensor *state0,
+                                Tensor *weight, Tensor *bias, const int *active) {
+    int P = cell == SEQ2SEQ_LSTM ? 2 : 1, G = cell == SEQ2SEQ_LSTM ? 4 : 3;
+    tensor_check_shapes(state0->ndim == 3 && state0->shape[0] == P, "recurrent_layer", state0,
+                        NULL, "state0 must be (P, B, H): P = 2 for an LSTM, 1 for a GRU");
+    int B = state0->shape[1], H = state0->shape[2];
+    tensor_check_shapes(weight->ndim == 2 && weight->shape[0] == G * H && weight->shape[1] == H,
+                        "recurrent_layer", weight, state0, "W_hh must be (G*H, H)");
+    tensor_check_shapes(gx_all->shape[gx_all->ndim - 1] == G * H && gx_all->numel % (B * G * H) == 0,
+                        "recurrent_layer", gx_all, state0, "gx_all must be (S*B, G*H)");
+    int S = gx_all->numel / (B * G * H);
+    bool grad = graph_needs_grad(g, gx_all, state0, weight) || (bias && bias->grad && !g->no_grad);
+    Tensor *out = tensor_empty(g, 4, (const int[]){S, P, B, H}, grad, "recurrent_layer");
+    RecurrentLayer *layer = arena_alloc(&g->arena, sizeof *layer);
+    *layer = (RecurrentLayer){
+        .cell = cell, .S = S, .B = B, .H = H, .bias = bias,
+        /* W_hh multiplies at every step: packed for matmul once here */
+        .packed_weight = linear_pack_weight(g, weight),
+        .gh = arena_alloc(&g->arena, (size_t)S * B * G * H * sizeof(float)),
+        .saved = arena_alloc(&g->arena, (size_t)S * B * saved_per_row(cell, H) * sizeof(float)),
+        .active = active ? keep_active(g, active, S * B) : NULL};
+    size_t state_size = (size_t)P * B * H, gates = (size_t)B * G * H;
+    for (int t = 0; t < S; t++) {
+        const float *prev = t == 0 ? state0->data : out->data + (t - 1) * state_size; /* (P, B, H) */
+        float *gh = layer->gh + t * gates;                                              /* (B, G*H) */
+        MatmulSpec spec = {.batch = 1, .M = B, .N = G * H, .K = H, .A = prev, .lda = H,
+                           .B = weight->data, .ldb = H, .transpose_b = true, .C = gh, .ldc = G * H,
+                           .bias = bias ? bias->data : NULL, .packed_b = layer->packed_weight};
+        matmul(&spec);
+        const float *gx = gx_all->data + t * gates;
+        const int *active_t = active ? active + (size_t)t * B : NULL;
+        float *next = out->data + t * state_size, *saved = layer->saved + (size_t)t * B * saved_per_row(cell, H);
+        if (cell == SEQ2SEQ_LSTM) lstm_rows_forward(B, H, gx, gh, prev, active_t, next, saved);
+        else gru_rows_forward(B, H, gx, gh, prev, active_t, next, saved);
+    }
+    if (grad) {
+        TapeEntry *entry = graph_record_custom(g, "recurrent_layer", recurrent_layer_backward, out,
+                                               gx_all, state0, weight);
+        entry->context = layer;
+        entry->overwrites_input = 1u << 0; /* gx_all: see recurrent_layer_backward */
+    }
+    graph_check_finite(g, "recurrent_layer", out);
+    return out;
+}
+
+/* Backpropagation through time.  out's gradient arrives holding, for each
+ * step t, d(loss)/d(state_t) from outside the layer (whatever read the
+ * states).  Walking t = S-1 .. 0, each step adds what it sends back to
+ * state_{t-1} into row t-1 of that same buffer, so the row is complete when
+ * the walk reaches it (the buffer is this op's own; nothing reads it later):
+ *   dgx_t, dgh_t   = the cell's backward at step t       (cells above)
+ *   dstate_{t-1}  += the cell's direct path              (GRU dh' z, LSTM dc f)
+ *   dh_{t-1}      += dgh_t W_hh                          (B, G*H) @ (G*H, H)
+ *   dW_hh         += dgh_t^T h_{t-1}                     (G*H, B) @ (B, H)
+ *   db_hh         += dgh_t summed over the rows
+ * dgx_t is written straight into gx_all's gradient: model.c makes gx_all
+ * for this layer alone, so nothing else adds there (when something has,
+ * tensor_grad_overwrite says so and it is added instead).  For an LSTM,
+ * dgh_t = dgx_t (a = gx + gh), so it is read back from there. */
+static void recurrent_layer_backward(TapeEntry *entry) {
+    Tensor *gx_all = entry->inputs[0], *state0 = entry->inputs[1], *weight = entry->inputs[2];
+    const RecurrentLayer *layer = entry->context;
+    int cell = layer->cell, S = layer->S, B = layer->B, H = layer->H;
+    int P = cell == SEQ2SEQ_LSTM ? 2 : 1, G = cell == SEQ2SEQ_LSTM ? 4 : 3;
+    size_t state_size = (size_t)P * B * H, gates = (size_t)B * G * H;
+    bool write_gx = gx_all->grad && tensor_grad_overwrite(gx_all);
+    /* dgx when it cannot go straight into gx_all, the GRU's dgh, and the
+     * gradient of a state0 without one: see scratch_row */
+    float *scratch = scratch_row(2 * gates + state_size);
+    const float *packed_for_dh = linear_packed_weight_for_backward(layer->packed_weight, weight);
+    for (int t = S - 1; t >= 0; t--) {
+        const float *prev = t == 0 ? state0->data : entry->out->data + (t - 1) * state_size;
+        float *dprev = t > 0 ? entry->out->grad + (t - 1) * state_size
+                             : state0->grad ? state0->grad : scratch + 2 * gates;
+        const float *dy = entry->out->grad + t * state_size;                     /* (P, B, H) */
+        const float *saved = layer->saved + (size_t)t * B * saved_per_row(cell, H);
+        const int *active_t = layer->active ? layer->active + (size_t)t * B : NULL;
+        float *dgx = write_gx ? gx_all->grad + t * gates : scratch;              /* (B, G*H) */
+        float *dgh = cell == SEQ2SEQ_LSTM ? dgx : scratch + gates;               /* (B, G*H) */
+        if (cell == SEQ2SEQ_LSTM) lstm_rows_backward(B, H, dy, saved, prev, active_t, dgx, dprev);
+        else gru_rows_backward(B, H, dy, saved, prev, layer->gh + t * gates, active_t, dgx, dgh, dprev);
+        if (gx_all->grad && !write_gx)
+            for (size_t i = 0; i < gates; i++) gx_all->grad[t * gates + i] += dgx[i];
+        if (t > 0 || state0->grad) { /* dh_{t-1} += dgh_t W_hh */
+            MatmulSpec spec = {.batch = 1, .M = B, .N = H, .K = G * H, .A = dgh, .lda = G * H,
+                               .B = weight->data, .ldb = H, .C = dprev, .ldc = H,
+                               .accumulate = true, .packed_b = packed_for_dh};
+            matmul(&spec);
         }
-        lstm_row_backward(H, dh_new, dc_new, entry->saved + (size_t)b * 5 * H,
-                          state->data + part + (size_t)b * H, scratch + 10 * H,
-                          gx->grad ? gx->grad + (size_t)b * 4 * H : scratch,
-                          gh->grad ? gh->grad + (size_t)b * 4 * H : scratch + 4 * H, dc);
+        if (weight->grad) { /* dW_hh += dgh_t^T h_{t-1} */
+            MatmulSpec spec = {.batch = 1, .M = G * H, .N = H, .K = B, .A = dgh, .lda = G * H,
+                               .transpose_a = true, .B = prev, .ldb = H, .C = weight->grad,
+                               .ldc = H, .accumulate = true};
+            matmul(&spec);
+        }
+        if (layer->bias && layer->bias->grad) /* db_hh += the rows of dgh_t */
+            for (int b = 0; b < B; b++)
+                for (int k = 0; k < G * H; k++) layer->bias->grad[k] += dgh[(size_t)b * G * H + k];
     }
 }
 

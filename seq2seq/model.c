@@ -146,9 +146,42 @@ static Tensor *recurrent_step(Graph *g, const Seq2seqModel *m, const Seq2seqRecu
 /* Encoder                                                                   */
 /* ======================================================================== */
 
-/* Layer by layer over the whole source: the input projections W_ih x_j + b_ih
- * of all S steps are one (S*B, In) @ (In, G*H) matmul before the recurrence,
- * which then only multiplies by W_hh at each step. */
+/* The h of every step of a layer's states (S, P, B, H), as (S*B, H) rows:
+ * the next layer's input, or the decoder's features.  A GRU's state is h
+ * alone, so that is a view; an LSTM's h is copied out of [h, c]. */
+static Tensor *layer_outputs(Graph *g, Tensor *states) {
+    int S = states->shape[0], P = states->shape[1], B = states->shape[2], H = states->shape[3];
+    return tensor_reshape(g, P == 1 ? states : seq2seq_hidden_states(g, states, false), 2,
+                          (int[]){S * B, H});
+}
+
+/* Layers 0..L-1 over a whole sequence whose inputs are known in advance:
+ * x (S*B, In) the inputs of layer 0, initial[l] (P, B, H) the state each
+ * layer starts from.  Each layer is two ops: the input projections
+ * W_ih x_t + b_ih of all S steps as one (S*B, In) @ (In, G*H) matmul, then
+ * the recurrence (seq2seq_recurrent_layer).  Returns the top layer's states
+ * (S, P, B, H); final[l] (P, B, H) receives each layer's state after step
+ * S-1, which for a padded row is the state after its last real token. */
+static Tensor *run_layers(Graph *g, const Seq2seqModel *m, const Seq2seqRecurrentLayer *layers,
+                          Tensor *x, Tensor *const *initial, const int *active, Tensor **final) {
+    const Seq2seqConfig *c = &m->config;
+    Tensor *states = NULL; /* (S, P, B, H) */
+    for (int l = 0; l < c->layers; l++) {
+        if (l > 0) x = layer_outputs(g, states);                         /* (S*B, H) */
+        Tensor *gx_all = linear_forward(g, &layers[l].input_gates, x);   /* (S*B, G*H) */
+        states = seq2seq_recurrent_layer(g, c->cell, gx_all, initial[l],
+                                         layers[l].hidden_gates.weight,
+                                         layers[l].hidden_gates.bias, active);
+        if (final) {
+            int S = states->shape[0];
+            final[l] = tensor_reshape(g, tensor_rows(g, states, S - 1, 1), 3,
+                                      (int[]){states->shape[1], states->shape[2], states->shape[3]});
+        }
+    }
+    return states;
+}
+
+/* active (S, B): 1 at the real tokens of each row, 0 at its padding. */
 Seq2seqEncoded seq2seq_encode(Graph *g, const Seq2seqModel *m, const int *source,
                               const int *lengths, int B, int S) {
     const Seq2seqConfig *c = &m->config;
@@ -165,25 +198,9 @@ Seq2seqEncoded seq2seq_encode(Graph *g, const Seq2seqModel *m, const int *source
         }
     }
     Tensor *x = embedding_forward(g, &m->source_embedding, source, S * B); /* (S*B, E) */
-    Tensor *states = NULL;                                                  /* (S, P, B, H) */
-    for (int l = 0; l < c->layers; l++) {
-        Tensor *gx_all = linear_forward(g, &m->encoder[l].input_gates, x); /* (S*B, G*H) */
-        /* every step writes its row: the values need no zeroing */
-        states = tensor_empty(g, 4, (const int[]){S, P, B, H}, true, "encoder_states");
-        Tensor *state = tensor_of(g, false, 3, P, B, H); /* h_0 = 0 (and c_0 = 0) */
-        /* W_hh multiplies the state at every one of the S steps: packed for
-         * matmul once here, not S times (see linear_pack_weight). */
-        const float *packed_w_hh = linear_pack_weight(g, m->encoder[l].hidden_gates.weight);
-        for (int t = 0; t < S; t++) {
-            Tensor *out = tensor_reshape(g, tensor_rows(g, states, t, 1), 3, (int[]){P, B, H});
-            state = recurrent_step(g, m, &m->encoder[l], packed_w_hh,
-                                   tensor_rows(g, gx_all, t * B, B), state, active + t * B, out);
-        }
-        enc.final_state[l] = state; /* the state after each row's last real token */
-        if (l + 1 < c->layers) /* the next layer reads this layer's h_1..h_S */
-            x = tensor_reshape(g, P == 1 ? states : seq2seq_hidden_states(g, states, false), 2,
-                               (int[]){S * B, H});
-    }
+    Tensor *zero[SEQ2SEQ_MAX_LAYERS]; /* h_0 = 0 (and c_0 = 0) for every layer */
+    for (int l = 0; l < c->layers; l++) zero[l] = tensor_of(g, false, 3, P, B, H);
+    Tensor *states = run_layers(g, m, m->encoder, x, zero, active, enc.final_state); /* (S, P, B, H) */
     if (c->attention != SEQ2SEQ_NO_ATTENTION) {
         enc.memory = seq2seq_hidden_states(g, states, true); /* (B, S, H) */
         /* The keys do not depend on the decoder: computed once, not per step. */
@@ -228,6 +245,14 @@ Seq2seqDecoderState seq2seq_decoder_start(const Seq2seqEncoded *enc, int layers)
     return st;
 }
 
+/* Luong: attend with the new top state s_t (B, H), then the features
+ * h~_t = tanh(W_c [c_t; s_t])  (B, H). */
+static Tensor *luong_features(Graph *g, const Seq2seqModel *m, const Seq2seqEncoded *enc,
+                              Tensor *s_t, float *attention) {
+    Tensor *context = attend(g, m, enc, s_t, attention); /* (B, H) */
+    return op_tanh(g, linear_forward(g, &m->attention_combine, op_concat(g, context, s_t)));
+}
+
 /* input_gates (B, G*H): W_ih emb(y) + b_ih for layer 0 when the caller has
  * already computed it (teacher forcing, see seq2seq_forward), else NULL.
  * packed_w_hh: each layer's W_hh packed once for all steps, or NULL. */
@@ -254,11 +279,7 @@ static Tensor *decoder_step(Graph *g, const Seq2seqModel *m, const Seq2seqEncode
         x = tensor_reshape(g, state_hidden(g, st->state[l]), 2, (int[]){B, H}); /* s_t (B, H) */
     }
     if (c->attention == SEQ2SEQ_BAHDANAU) return op_concat(g, x, context); /* [s_t; c_t] (B, 2H) */
-    if (c->attention == SEQ2SEQ_LUONG) {
-        /* Luong: attend with the new state s_t, then h~_t = tanh(W_c [c_t; s_t]). */
-        context = attend(g, m, enc, state_hidden(g, st->state[L - 1]), attention);
-        return op_tanh(g, linear_forward(g, &m->attention_combine, op_concat(g, context, x)));
-    }
+    if (c->attention == SEQ2SEQ_LUONG) return luong_features(g, m, enc, x, attention);
     return x; /* s_t (B, H) */
 }
 
@@ -282,49 +303,76 @@ static int argmax_row(const float *row, int count) {
 /* Training forward: teacher forcing, one loss over all real tokens          */
 /* ======================================================================== */
 
+/* Full teacher forcing without Bahdanau attention: every decoder input is
+ * known before the first step, so each decoder layer runs over all T steps
+ * as one op, as the encoder's do (run_layers).  Returns the features
+ * (T*B, F); attention (T, B, S), when not NULL, receives Luong's weights. */
+static Tensor *decode_whole_sequence(Graph *g, const Seq2seqModel *m, const Seq2seqEncoded *enc,
+                                     const Seq2seqBatch *batch, float *attention) {
+    int B = batch->B, T = batch->T;
+    Tensor *x = embedding_forward(g, &m->target_embedding, batch->decoder_inputs, T * B); /* (T*B, E) */
+    Tensor *states = run_layers(g, m, m->decoder, x, enc->final_state, NULL, NULL); /* (T, P, B, H) */
+    Tensor *top = layer_outputs(g, states);                                            /* (T*B, H) s_t */
+    if (m->config.attention != SEQ2SEQ_LUONG) return top;
+    Tensor *features = tensor_empty(g, 2, (const int[]){T * B, m->config.hidden}, true,
+                                    "decoder_features"); /* (T*B, H), each step's rows written below */
+    for (int t = 0; t < T; t++) {
+        Tensor *f = luong_features(g, m, enc, tensor_rows(g, top, t * B, B),
+                                   attention ? attention + (size_t)t * B * enc->S : NULL); /* (B, H) */
+        seq2seq_copy_into(g, f, tensor_rows(g, features, t * B, B));
+    }
+    return features;
+}
+
 Seq2seqOutput seq2seq_forward(Graph *g, const Seq2seqModel *m, const Seq2seqBatch *batch,
                               float teacher_forcing, Rng *rng) {
     const Seq2seqConfig *c = &m->config;
     int B = batch->B, T = batch->T, F = seq2seq_feature_size(c), V = c->target_vocab;
     Seq2seqOutput result = {0};
     Seq2seqEncoded enc = seq2seq_encode(g, m, batch->source, batch->source_lengths, B, batch->S);
-    Seq2seqDecoderState st = seq2seq_decoder_start(&enc, c->layers);
-    /* (T, B, F) every step's f_t, each row written by its step */
-    Tensor *features = tensor_empty(g, 3, (const int[]){T, B, F}, true, "decoder_features");
     if (c->attention != SEQ2SEQ_NO_ATTENTION)
         result.attention = arena_alloc(&g->arena, (size_t)T * B * enc.S * sizeof(float));
-    /* With teacher forcing the inputs are known in advance, so layer 0's
-     * input projection of all T steps is one matmul (not for Bahdanau, whose
-     * input also holds the context of each step). */
-    Tensor *input_gates_all = NULL; /* (T*B, G*H) */
-    if (c->attention != SEQ2SEQ_BAHDANAU)
-        input_gates_all = linear_forward(
-            g, &m->decoder[0].input_gates,
-            embedding_forward(g, &m->target_embedding, batch->decoder_inputs, T * B));
-    const float *packed_w_hh[SEQ2SEQ_MAX_LAYERS]; /* each used at all T steps: packed once */
-    for (int l = 0; l < c->layers; l++)
-        packed_w_hh[l] = linear_pack_weight(g, m->decoder[l].hidden_gates.weight);
-    int *predicted = arena_alloc(&g->arena, (size_t)B * sizeof(int)); /* (B) */
-    bool forced = true; /* step 0 reads <bos> */
-    for (int t = 0; t < T; t++) {
-        const int *inputs = forced ? batch->decoder_inputs + (size_t)t * B : predicted;
-        Tensor *gates = forced && input_gates_all ? tensor_rows(g, input_gates_all, t * B, B) : NULL;
-        float *attention = result.attention ? result.attention + (size_t)t * B * enc.S : NULL;
-        Tensor *f = decoder_step(g, m, &enc, &st, inputs, gates, packed_w_hh, attention); /* (B, F) */
-        seq2seq_copy_into(g, f, tensor_rows(g, features, t, 1));
-        if (t + 1 == T) break;
-        forced = teacher_forcing >= 1.0f || (teacher_forcing > 0.0f && rng_uniform(rng) < teacher_forcing);
-        if (!forced) {
-            /* Feed back the model's own guess.  argmax has no gradient, so
-             * these logits are computed without recording them. */
-            bool no_grad = g->no_grad;
-            g->no_grad = true;
-            Tensor *logits = seq2seq_logits(g, m, f); /* (B, Vt) */
-            g->no_grad = no_grad;
-            for (int b = 0; b < B; b++) predicted[b] = argmax_row(logits->data + (size_t)b * V, V);
+    Tensor *features; /* (T*B, F) every step's f_t */
+    if (teacher_forcing >= 1.0f && c->attention != SEQ2SEQ_BAHDANAU) {
+        features = decode_whole_sequence(g, m, &enc, batch, result.attention);
+    } else {
+        /* Step by step: Bahdanau's input holds the context of each step, and
+         * without full teacher forcing an input can be the previous output. */
+        Seq2seqDecoderState st = seq2seq_decoder_start(&enc, c->layers);
+        features = tensor_empty(g, 2, (const int[]){T * B, F}, true, "decoder_features");
+        /* Layer 0's input projection of all T steps as one matmul, for the
+         * steps that read the true previous token (not for Bahdanau, whose
+         * input also holds the context of each step). */
+        Tensor *input_gates_all = NULL; /* (T*B, G*H) */
+        if (c->attention != SEQ2SEQ_BAHDANAU)
+            input_gates_all = linear_forward(
+                g, &m->decoder[0].input_gates,
+                embedding_forward(g, &m->target_embedding, batch->decoder_inputs, T * B));
+        const float *packed_w_hh[SEQ2SEQ_MAX_LAYERS]; /* each used at all T steps: packed once */
+        for (int l = 0; l < c->layers; l++)
+            packed_w_hh[l] = linear_pack_weight(g, m->decoder[l].hidden_gates.weight);
+        int *predicted = arena_alloc(&g->arena, (size_t)B * sizeof(int)); /* (B) */
+        bool forced = true; /* step 0 reads <bos> */
+        for (int t = 0; t < T; t++) {
+            const int *inputs = forced ? batch->decoder_inputs + (size_t)t * B : predicted;
+            Tensor *gates = forced && input_gates_all ? tensor_rows(g, input_gates_all, t * B, B) : NULL;
+            float *attention = result.attention ? result.attention + (size_t)t * B * enc.S : NULL;
+            Tensor *f = decoder_step(g, m, &enc, &st, inputs, gates, packed_w_hh, attention); /* (B, F) */
+            seq2seq_copy_into(g, f, tensor_rows(g, features, t * B, B));
+            if (t + 1 == T) break;
+            forced = teacher_forcing >= 1.0f || (teacher_forcing > 0.0f && rng_uniform(rng) < teacher_forcing);
+            if (!forced) {
+                /* Feed back the model's own guess.  argmax has no gradient, so
+                 * these logits are computed without recording them. */
+                bool no_grad = g->no_grad;
+                g->no_grad = true;
+                Tensor *logits = seq2seq_logits(g, m, f); /* (B, Vt) */
+                g->no_grad = no_grad;
+                for (int b = 0; b < B; b++) predicted[b] = argmax_row(logits->data + (size_t)b * V, V);
+            }
         }
     }
-    result.logits = seq2seq_logits(g, m, tensor_reshape(g, features, 2, (int[]){T * B, F}));
+    result.logits = seq2seq_logits(g, m, features);
     result.loss = op_cross_entropy(g, result.logits, batch->targets, SEQ2SEQ_IGNORE);
     return result;
 }
