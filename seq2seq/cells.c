@@ -30,12 +30,23 @@
 /* ---- sigmoid and tanh that the compiler can vectorize ------------------------
  * glibc's expf and tanhf are calls the compiler cannot turn into vector code,
  * and in a profile of a GRU step they cost more than the matmuls.  Both are
- * built on common/fastmath.h's branch-free exp_fast, so the loops below
+ * built on common/fastmath.h's branch-free exp_in_range, so the loops below
  * vectorize; the loops that call them are marked FUSE_MULTIPLY_ADD, so that
- * exp_fast's polynomial is one fused multiply-add per degree, not two
- * instructions.  tests/test_seq2seq.c compares them with libm. */
+ * its polynomial is one fused multiply-add per degree, not two
+ * instructions, and WIDE_VECTORS.  tests/test_seq2seq.c compares them with
+ * libm. */
 static inline float sigmoid(float x) {
-    return 1.0f / (1.0f + exp_fast(-x));
+    /* e^-x with -x clamped to [-87, 87], the range exp_in_range takes
+     * without special cases.  Above x = 87 sigmoid is 1 in float either
+     * way; below x = -87 the true value is a subnormal float, and 1e-38
+     * stands in for it: subnormals make every multiply that meets them
+     * slow.  A NaN fails both comparisons and becomes -87 (exp_in_range
+     * must never see one); it is handed back at the end, for
+     * --check-numerics. */
+    float minus_x = -x > -87.0f ? -x : -87.0f;
+    minus_x = minus_x < 87.0f ? minus_x : 87.0f;
+    float s = 1.0f / (1.0f + exp_in_range(minus_x));
+    return x == x ? s : x;
 }
 
 /* tanh x = 2 sigmoid(2x) - 1: absolute error about 1e-7 (near 0 the
@@ -99,9 +110,11 @@ static void grad_store(Tensor *t, const float *values, size_t count) {
 
 static void gru_step_backward(TapeEntry *entry);
 
+enum { GRU_SAVED = 4 }; /* floats per unit saved for backward: r, z, n, gh_n */
+
 /* One row of the step.  A function of its own so that `restrict` (which gcc
  * honours on parameters) tells the vectorizer that nothing overlaps. */
-FUSE_MULTIPLY_ADD
+FUSE_MULTIPLY_ADD WIDE_VECTORS
 static void gru_row_forward(int H, const float *restrict x_gates, const float *restrict h_gates,
                             const float *restrict h, float *restrict h_new, float *restrict saved) {
     /* EXERCISE gru_cell: the GRU equations (above seq2seq_gru_step, just below) for each of the H
@@ -122,7 +135,8 @@ static void gru_row_forward(int H, const float *restrict x_gates, const float *r
 }
 
 /* Every row of one step: gx, gh (B, 3H), state (1, B, H) -> out (1, B, H),
- * saved (B, 3H) = r, z, n.  A padded row (active[b] == 0) keeps its h. */
+ * saved (B, 4H) = r, z, n and gh_n, the four things backward reads (so it
+ * need not keep gh).  A padded row (active[b] == 0) keeps its h. */
 static void gru_rows_forward(int B, int H, const float *gx, const float *gh, const float *state,
                              const int *active, float *out, float *saved) {
     for (int b = 0; b < B; b++) {
@@ -132,8 +146,9 @@ static void gru_rows_forward(int B, int H, const float *gx, const float *gh, con
             memcpy(h_new, h, (size_t)H * sizeof(float));
             continue;
         }
-        gru_row_forward(H, gx + (size_t)b * 3 * H, gh + (size_t)b * 3 * H, h, h_new,
-                        saved + (size_t)b * 3 * H);
+        float *saved_row = saved + (size_t)b * GRU_SAVED * H;
+        gru_row_forward(H, gx + (size_t)b * 3 * H, gh + (size_t)b * 3 * H, h, h_new, saved_row);
+        memcpy(saved_row + 3 * H, gh + (size_t)b * 3 * H + 2 * H, (size_t)H * sizeof(float));
     }
 }
 
@@ -150,12 +165,12 @@ Tensor *seq2seq_gru_step(Graph *g, Tensor *gx, Tensor *gh, Tensor *state, const 
     tensor_check_shapes(state->numel == B * H, "gru_step", state, NULL, "state must be (1, B, H)");
     bool grad = graph_needs_grad(g, gx, gh, state);
     out = step_output(g, out, state, grad, "gru_step");
-    /* (B, 3H) the gate values r, z, n, saved for backward */
-    float *rzn = arena_alloc(&g->arena, (size_t)B * 3 * H * sizeof(float));
-    gru_rows_forward(B, H, gx->data, gh->data, state->data, active, out->data, rzn);
+    /* (B, 4H) r, z, n and gh_n, saved for backward */
+    float *saved = arena_alloc(&g->arena, (size_t)B * GRU_SAVED * H * sizeof(float));
+    gru_rows_forward(B, H, gx->data, gh->data, state->data, active, out->data, saved);
     if (grad) {
         TapeEntry *entry = graph_record_custom(g, "gru_step", gru_step_backward, out, gx, gh, state);
-        entry->saved = rzn;
+        entry->saved = saved;
         entry->indices = keep_active(g, active, B);
         entry->int_args[0] = B, entry->int_args[1] = H;
         entry->overwrites_input = 1u << 0 | 1u << 1; /* gx, gh: see grad_store */
@@ -171,13 +186,13 @@ Tensor *seq2seq_gru_step(Graph *g, Tensor *gx, Tensor *gh, Tensor *state, const 
  *   da_z = dz z (1 - z)   ->   dgx_z = dgh_z = da_z
  * dgx and dgh are written (this step is their only use); dh is added to. */
 static void gru_row_backward(int H, const float *restrict dy, const float *restrict saved,
-                             const float *restrict h, const float *restrict h_gates,
-                             float *restrict dgx, float *restrict dgh, float *restrict dh) {
+                             const float *restrict h, float *restrict dgx, float *restrict dgh,
+                             float *restrict dh) {
     for (int j = 0; j < H; j++) {
-        float r = saved[j], z = saved[H + j], n = saved[2 * H + j];
+        float r = saved[j], z = saved[H + j], n = saved[2 * H + j], gh_n = saved[3 * H + j];
         float dn = dy[j] * (1.0f - z), dz = dy[j] * (h[j] - n);
         float da_n = dn * (1.0f - n * n);
-        float da_r = da_n * h_gates[2 * H + j] * r * (1.0f - r);
+        float da_r = da_n * gh_n * r * (1.0f - r);
         float da_z = dz * z * (1.0f - z);
         dh[j] += dy[j] * z;
         dgx[j] = da_r, dgx[H + j] = da_z, dgx[2 * H + j] = da_n;
@@ -189,8 +204,8 @@ static void gru_row_backward(int H, const float *restrict dy, const float *restr
  * (zeros for a padded row) and adds into dstate (1, B, H) the direct path
  * dh' z, or all of dh' for a padded row, whose h' is h. */
 static void gru_rows_backward(int B, int H, const float *dy, const float *saved,
-                              const float *state, const float *gh, const int *active, float *dgx,
-                              float *dgh, float *dstate) {
+                              const float *state, const int *active, float *dgx, float *dgh,
+                              float *dstate) {
     for (int b = 0; b < B; b++) {
         const float *dy_row = dy + (size_t)b * H;
         float *dh = dstate + (size_t)b * H;
@@ -201,8 +216,8 @@ static void gru_rows_backward(int B, int H, const float *dy, const float *saved,
             memset(dgh + gates, 0, (size_t)3 * H * sizeof(float));
             continue;
         }
-        gru_row_backward(H, dy_row, saved + gates, state + (size_t)b * H, gh + gates, dgx + gates,
-                         dgh + gates, dh);
+        gru_row_backward(H, dy_row, saved + (size_t)b * GRU_SAVED * H, state + (size_t)b * H,
+                         dgx + gates, dgh + gates, dh);
     }
 }
 
@@ -212,8 +227,8 @@ static void gru_step_backward(TapeEntry *entry) {
     size_t gates = (size_t)B * 3 * H;
     float *dgx = scratch_row(2 * gates + (size_t)B * H), *dgh = dgx + gates;
     float *dstate = state->grad ? state->grad : dgh + gates; /* see scratch_row */
-    gru_rows_backward(B, H, entry->out->grad, entry->saved, state->data, gh->data, entry->indices,
-                      dgx, dgh, dstate);
+    gru_rows_backward(B, H, entry->out->grad, entry->saved, state->data, entry->indices, dgx, dgh,
+                      dstate);
     grad_store(gx, dgx, gates);
     grad_store(gh, dgh, gates);
 }
@@ -224,20 +239,29 @@ static void gru_step_backward(TapeEntry *entry) {
 
 static void lstm_step_backward(TapeEntry *entry);
 
-FUSE_MULTIPLY_ADD
+/* Two loops rather than one.  In one unit j, tanh(c') waits for three
+ * gates, and each gate is a long chain of dependent steps (exp_fast's
+ * polynomial, a division): one loop doing all of it runs at the speed of
+ * that chain.  The gates of different units do not depend on each other,
+ * so with all gates first the processor overlaps many of them at once:
+ * this form measured twice as fast. */
+FUSE_MULTIPLY_ADD WIDE_VECTORS
 static void lstm_row_forward(int H, const float *restrict ax, const float *restrict ah,
                              const float *restrict c, float *restrict h_new,
                              float *restrict c_new, float *restrict saved) {
+    /* the five saved rows i, f, g, o, tanh(c'), each (H) */
+    float *si = saved, *sf = saved + H, *sg = saved + 2 * H, *so = saved + 3 * H;
+    float *stc = saved + 4 * H;
     for (int j = 0; j < H; j++) {
-        float i = sigmoid(ax[j] + ah[j]);
-        float f = sigmoid(ax[H + j] + ah[H + j]);
-        float gc = tanh_approx(ax[2 * H + j] + ah[2 * H + j]);
-        float o = sigmoid(ax[3 * H + j] + ah[3 * H + j]);
-        c_new[j] = f * c[j] + i * gc;
-        float tc = tanh_approx(c_new[j]);
-        h_new[j] = o * tc;
-        saved[j] = i, saved[H + j] = f, saved[2 * H + j] = gc, saved[3 * H + j] = o;
-        saved[4 * H + j] = tc;
+        si[j] = sigmoid(ax[j] + ah[j]);
+        sf[j] = sigmoid(ax[H + j] + ah[H + j]);
+        sg[j] = tanh_approx(ax[2 * H + j] + ah[2 * H + j]);
+        so[j] = sigmoid(ax[3 * H + j] + ah[3 * H + j]);
+    }
+    for (int j = 0; j < H; j++) {
+        c_new[j] = sf[j] * c[j] + si[j] * sg[j];
+        stc[j] = tanh_approx(c_new[j]);
+        h_new[j] = so[j] * stc[j];
     }
 }
 
@@ -362,12 +386,11 @@ typedef struct {
     int cell, S, B, H;
     Tensor *bias;               /* b_hh (G*H), or NULL                         */
     const float *packed_weight; /* W_hh packed by linear_pack_weight           */
-    float *gh;                  /* (S, B, G*H) gh_t = W_hh h_{t-1} + b_hh      */
-    float *saved;               /* (S, B, 5H) LSTM or (S, B, 3H) GRU gate values */
+    float *saved;               /* (S, B, 5H) LSTM or (S, B, 4H) GRU: the cell's saved values */
     int *active;                /* (S, B) copy, or NULL                        */
 } RecurrentLayer;
 
-static int saved_per_row(int cell, int H) { return cell == SEQ2SEQ_LSTM ? 5 * H : 3 * H; }
+static int saved_per_row(int cell, int H) { return (cell == SEQ2SEQ_LSTM ? 5 : GRU_SAVED) * H; }
 
 /* For t = 0 .. S-1, with state_{-1} = state0:
  *   gh_t    = h_{t-1} W_hh^T + b_hh                 (B, H) @ (H, G*H)
@@ -393,13 +416,13 @@ Tensor *seq2seq_recurrent_layer(Graph *g, int cell, Tensor *gx_all, Tensor *stat
         .cell = cell, .S = S, .B = B, .H = H, .bias = bias,
         /* W_hh multiplies at every step: packed for matmul once here */
         .packed_weight = linear_pack_weight(g, weight),
-        .gh = arena_alloc(&g->arena, (size_t)S * B * G * H * sizeof(float)),
         .saved = arena_alloc(&g->arena, (size_t)S * B * saved_per_row(cell, H) * sizeof(float)),
         .active = active ? keep_active(g, active, S * B) : NULL};
     size_t state_size = (size_t)P * B * H, gates = (size_t)B * G * H;
+    /* (B, G*H) gh_t, one step at a time: what backward needs of it is saved by the cell */
+    float *gh = arena_alloc(&g->arena, gates * sizeof(float));
     for (int t = 0; t < S; t++) {
         const float *prev = t == 0 ? state0->data : out->data + (t - 1) * state_size; /* (P, B, H) */
-        float *gh = layer->gh + t * gates;                                              /* (B, G*H) */
         MatmulSpec spec = {.batch = 1, .M = B, .N = G * H, .K = H, .A = prev, .lda = H,
                            .B = weight->data, .ldb = H, .transpose_b = true, .C = gh, .ldc = G * H,
                            .bias = bias ? bias->data : NULL, .packed_b = layer->packed_weight};
@@ -455,7 +478,7 @@ static void recurrent_layer_backward(TapeEntry *entry) {
         float *dgx = write_gx ? gx_all->grad + t * gates : scratch;              /* (B, G*H) */
         float *dgh = cell == SEQ2SEQ_LSTM ? dgx : scratch + gates;               /* (B, G*H) */
         if (cell == SEQ2SEQ_LSTM) lstm_rows_backward(B, H, dy, saved, prev, active_t, dgx, dprev);
-        else gru_rows_backward(B, H, dy, saved, prev, layer->gh + t * gates, active_t, dgx, dgh, dprev);
+        else gru_rows_backward(B, H, dy, saved, prev, active_t, dgx, dgh, dprev);
         if (gx_all->grad && !write_gx)
             for (size_t i = 0; i < gates; i++) gx_all->grad[t * gates + i] += dgx[i];
         if (t > 0 || state0->grad) { /* dh_{t-1} += dgh_t W_hh */

@@ -73,6 +73,13 @@ static const BenchShape SHAPES[] = {
      * pairs with T = d = 32 in one batched call; one (64,128) @ (128,32). */
     {"attention", 64, 32, 32, 32, false, false},
     {"attention", 1, 64, 128, 32, false, false},
+    /* One time step of the seq2seq bench's LSTM (batch 64, hidden 128, 4
+     * gates): gh = h W_hh^T, then backward's dh = dgh W_hh and
+     * dW_hh += dgh^T h. */
+    {"recurrent", 1, 64, 128, 512, false, true},
+    {"recurrent", 1, 64, 512, 128, false, false},
+    {"recurrent", 1, 512, 64, 128, true, false},
+    {"recurrent", 1, 512, 768, 128, true, false},
 };
 enum { SHAPE_COUNT = sizeof SHAPES / sizeof SHAPES[0] };
 
