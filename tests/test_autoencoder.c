@@ -8,6 +8,8 @@
  *   pca         a linear autoencoder reaches PCA's reconstruction error
  *   training    a tiny set is overfit; checkpoints round-trip; resuming and
  *               the thread count change nothing, bit for bit (the program)
+ *   commands    every command runs on a trained checkpoint, and accepts and
+ *               lists in its --help only the options it reads
  *   files       IDX (plain, gzip), PGM (P2, P5, 16-bit) and CSV round trips,
  *               and every kind of bad file gets a clear error
  *   anomaly     the ROC area on known cases
@@ -419,10 +421,12 @@ START_TEST(test_program_commands) {
     out[size] = '\0';
     ck_assert_msg(strstr(out, "final: step=40 train_loss=") != NULL, "%s", out);
     free(out);
+    /* --plot-term only where the command draws: the others refuse it. */
     static const char *const COMMANDS[] = {"eval", "encode --index 3", "reconstruct --index 5", "denoise --index 5",
-                                           "sample --samples 4", "anomaly", "plot"};
+                                           "sample --samples 4 --plot-term none", "anomaly --plot-term none",
+                                           "plot --plot-term none"};
     for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++) {
-        snprintf(args, sizeof args, "%s --out %s/run --plot-term none", COMMANDS[i], dir);
+        snprintf(args, sizeof args, "%s --out %s/run", COMMANDS[i], dir);
         ck_assert_msg(run_program(dir, args, message, sizeof message) == 0, "%s: %s", COMMANDS[i], message);
     }
     snprintf(path, sizeof path, "%s/run/reconstruction.png", dir);
@@ -458,6 +462,44 @@ START_TEST(test_program_commands) {
     free(pixels);
     snprintf(path, sizeof path, "%s/run/anomaly.csv", dir);
     ck_assert(access(path, R_OK) == 0);
+}
+END_TEST
+
+/* Each command's --help lists the options it reads and no other; an option
+ * it does not read is refused (exit 2) rather than ignored. */
+START_TEST(test_command_help_lists_its_own_options) {
+    char dir[512], message[2048], path[700];
+    snprintf(dir, sizeof dir, "%s", test_temp_dir("ae-help"));
+    snprintf(path, sizeof path, "%s/stdout.txt", dir);
+    static const struct {
+        const char *command;
+        const char *lists[3], *omits[3];
+    } CASES[] = {
+        {"train", {"--steps", "--holdout", "--beta-warmup"}, {"--samples", "--index", "--percentile"}},
+        {"sample", {"--samples", "--seed", "--plot-term"}, {"--steps", "--layers", "--holdout"}},
+        {"encode", {"--index", "--input", "--write"}, {"--plot-term", "--lr", "--samples"}},
+        {"bench", {"--config", "--bench-steps", "--threads"}, {"--out", "--checkpoint", "--model"}},
+    };
+    for (size_t c = 0; c < sizeof CASES / sizeof *CASES; c++) {
+        char args[256];
+        snprintf(args, sizeof args, "%s --help", CASES[c].command);
+        ck_assert_msg(run_program(dir, args, message, sizeof message) == 0, "%s: %s", args, message);
+        size_t size;
+        char *help = (char *)read_bytes(path, &size);
+        help[size] = '\0';
+        for (int k = 0; k < 3; k++) {
+            char option[64];
+            snprintf(option, sizeof option, "  %s ", CASES[c].lists[k]);
+            ck_assert_msg(strstr(help, option) != NULL, "%s lacks %s:\n%.600s", args, CASES[c].lists[k], help);
+            snprintf(option, sizeof option, "  %s ", CASES[c].omits[k]);
+            ck_assert_msg(strstr(help, option) == NULL, "%s lists %s:\n%.600s", args, CASES[c].omits[k], help);
+        }
+        free(help);
+        snprintf(args, sizeof args, "%s %s 1", CASES[c].command, CASES[c].omits[0]);
+        ck_assert_int_eq(run_program(dir, args, message, sizeof message), 2);
+        ck_assert_msg(strstr(message, CASES[c].omits[0]) && strstr(message, "unknown option"), "%s: %s", args,
+                      message);
+    }
 }
 END_TEST
 
@@ -765,6 +807,7 @@ Suite *autoencoder_suite(void) {
     tcase_add_test(training, test_checkpoint_round_trip);
     tcase_add_test(training, test_resume_and_threads_are_bit_identical);
     tcase_add_test(training, test_program_commands);
+    tcase_add_test(training, test_command_help_lists_its_own_options);
     suite_add_tcase(suite, training);
     TCase *files = tcase_create("files");
     tcase_set_timeout(files, 60);
