@@ -296,7 +296,8 @@ static int command_plot(AutoencoderSettings *s) {
         autoencoder_plot_manifold(&l.g, &l.model, l.data.data.height, l.data.data.width, &target);
         Rng rng;
         rng_seed(&rng, (uint64_t)s->common.seed, 40);
-        autoencoder_plot_samples(&l.g, &l.model, l.data.data.height, l.data.data.width, 40, &target, &rng, NULL);
+        autoencoder_plot_samples(&l.g, &l.model, l.data.data.height, l.data.data.width, 40, &target, "samples", &rng,
+                                 NULL);
     }
     printf("plots written to %s\n", s->common.out);
     loaded_free(&l);
@@ -479,8 +480,10 @@ static int command_sample(AutoencoderSettings *s) {
     float *pixels = xmalloc(sizeof(float) * (size_t)s->samples * l.D);
     Error err;
     if (!make_directory(s->common.out, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
+    /* A grid of its own: train and plot draw <out>/samples.png, which this
+     * must not overwrite (it would no longer be the run's figure). */
     PlotTarget target = {.dir = s->common.out, .term = (PlotTerm)s->common.plot_term};
-    autoencoder_plot_samples(&l.g, &l.model, height, width, s->samples, &target, &rng, pixels);
+    autoencoder_plot_samples(&l.g, &l.model, height, width, s->samples, &target, "sample-grid", &rng, pixels);
     const char *prefix = output_prefix(s, "sample");
     int shown = s->samples < 8 ? s->samples : 8;
     for (int i = 0; i < shown; i++) {
@@ -488,7 +491,7 @@ static int command_sample(AutoencoderSettings *s) {
         snprintf(suffix, sizeof suffix, "-%d", i);
         write_image_pair(prefix, suffix, pixels + (size_t)i * l.D, height, width);
     }
-    printf("%d samples drawn; the grid is %s/samples.{dat,gp%s}\n", s->samples, s->common.out,
+    printf("%d samples drawn; the grid is %s/sample-grid.{dat,gp%s}\n", s->samples, s->common.out,
            target.term == PLOT_TERM_PNG ? ",png" : "");
     free(pixels);
     loaded_free(&l);
@@ -684,7 +687,8 @@ static const Command COMMANDS[] = {
      command_reconstruct},
     {"denoise", "corrupt then reconstruct: <prefix>-noisy and <prefix>-denoised", DENOISE_OPTIONS, true,
      command_denoise},
-    {"sample", "vae: decode draws from the prior", SAMPLE_OPTIONS, true, command_sample},
+    {"sample", "vae: decode --samples draws from the prior: <out>/sample-grid.png, and <prefix>-<i>.pgm/.png",
+     SAMPLE_OPTIONS, true, command_sample},
     {"anomaly", "score images by reconstruction error, ROC against the --holdout classes (or --input: one image)",
      ANOMALY_OPTIONS, true, command_anomaly},
     {"bench", "training speed: --config mnist|small --threads N", BENCH_OPTIONS, false, autoencoder_bench},

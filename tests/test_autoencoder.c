@@ -465,6 +465,30 @@ START_TEST(test_program_commands) {
 }
 END_TEST
 
+/* sample draws its grid under a name of its own: the samples.png that
+ * training drew (here its .dat, with --plot-term none) stays as it was. */
+START_TEST(test_sample_keeps_the_training_samples) {
+    char dir[512], args[2048], message[2048], path[700];
+    snprintf(dir, sizeof dir, "%s", test_temp_dir("ae-sample"));
+    snprintf(args, sizeof args, "%s --model vae --steps 5 --out %s/run", TINY_RUN, dir);
+    ck_assert_msg(run_program(dir, args, message, sizeof message) == 0, "%s", message);
+    snprintf(path, sizeof path, "%s/run/samples.dat", dir);
+    size_t before_size, after_size;
+    char *before = read_entire_file(path, &before_size);
+    ck_assert_msg(before != NULL, "train drew no %s", path);
+    snprintf(args, sizeof args, "sample --samples 7 --seed 9 --plot-term none --out %s/run", dir);
+    ck_assert_msg(run_program(dir, args, message, sizeof message) == 0, "%s", message);
+    char *after = read_entire_file(path, &after_size);
+    ck_assert_msg(after != NULL && after_size == before_size && memcmp(before, after, before_size) == 0,
+                  "sample overwrote the training run's %s", path);
+    snprintf(path, sizeof path, "%s/run/sample-grid.dat", dir);
+    ck_assert_msg(access(path, R_OK) == 0, "sample drew no %s", path);
+    snprintf(path, sizeof path, "%s/run/sample-6.pgm", dir);
+    ck_assert_msg(access(path, R_OK) == 0, "sample wrote no %s", path);
+    free(before), free(after);
+}
+END_TEST
+
 /* Each command's --help lists the options it reads and no other; an option
  * it does not read is refused (exit 2) rather than ignored. */
 START_TEST(test_command_help_lists_its_own_options) {
@@ -808,6 +832,7 @@ Suite *autoencoder_suite(void) {
     tcase_add_test(training, test_resume_and_threads_are_bit_identical);
     tcase_add_test(training, test_program_commands);
     tcase_add_test(training, test_command_help_lists_its_own_options);
+    tcase_add_test(training, test_sample_keeps_the_training_samples);
     suite_add_tcase(suite, training);
     TCase *files = tcase_create("files");
     tcase_set_timeout(files, 60);
