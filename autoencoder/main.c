@@ -309,6 +309,11 @@ static int command_plot(AutoencoderSettings *s) {
 static float *input_image(AutoencoderSettings *s, Loaded *l, const char *command, int *height, int *width) {
     Error err;
     float *pixels;
+    if (s->common.input != NULL && s->index >= 0) {
+        fprintf(stderr, "autoencoder %s: --input and --index %d both name the image; give one of them\n", command,
+                s->index);
+        exit(EXIT_USAGE_ERROR);
+    }
     if (s->common.input != NULL) {
         if (!autoencoder_read_pgm(s->common.input, &pixels, height, width, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
         if (*height * *width != l->D) {
@@ -402,29 +407,30 @@ static int reconstruct_or_denoise(AutoencoderSettings *s, bool denoise) {
 static int command_reconstruct(AutoencoderSettings *s) { return reconstruct_or_denoise(s, false); }
 static int command_denoise(AutoencoderSettings *s) { return reconstruct_or_denoise(s, true); }
 
+/* One row of encode's CSV: index,label,z1,...,zZ.  An index or a label of
+ * -1 (not known) is written "-": a number there would read as data. */
+static void write_code_row(FILE *out, int index, int label, const float *code, int Z) {
+    if (index >= 0) fprintf(out, "%d,", index);
+    else fputs("-,", out);
+    if (label >= 0) fprintf(out, "%d", label);
+    else fputc('-', out);
+    for (int k = 0; k < Z; k++) fprintf(out, ",%.6g", (double)code[k]);
+    fputc('\n', out);
+}
+
 static int command_encode(AutoencoderSettings *s) {
     Loaded l;
     load_all(s, &l, false);
-    FILE *out = stdout;
-    char temporary[2100];
-    if (s->write != NULL) {
-        snprintf(temporary, sizeof temporary, "%s.tmp", s->write);
-        out = fopen(temporary, "w");
-        if (out == NULL) {
-            fprintf(stderr, "tinyzoo: %s: cannot write\n", temporary);
-            return EXIT_RUNTIME_ERROR;
-        }
-    }
-    fprintf(out, "index,label");
-    for (int k = 0; k < l.Z; k++) fprintf(out, ",z%d", k + 1);
-    fputc('\n', out);
+    /* An --input image is in no data set: it has neither index nor label
+     * (labels stays NULL).  Images of a data set have both, but the label
+     * may be -1 (IDX images without --labels, a PGM as --data). */
     int first = 0, count = 1;
     float *images;
     const int *labels = NULL;
     if (s->common.input != NULL || s->index >= 0) {
         int height, width;
         images = input_image(s, &l, "encode", &height, &width);
-        first = s->index >= 0 ? s->index : 0;
+        first = s->index;
         if (s->index >= 0) labels = &l.data.data.labels[s->index];
     } else {
         load_images(s, &l);
@@ -438,6 +444,20 @@ static int command_encode(AutoencoderSettings *s) {
         memcpy(images, l.data.data.images, sizeof(float) * (size_t)count * l.D);
         labels = l.data.data.labels;
     }
+    /* Opened once the images are read: an image that fails leaves no .tmp. */
+    FILE *out = stdout;
+    char temporary[2100];
+    if (s->write != NULL) {
+        snprintf(temporary, sizeof temporary, "%s.tmp", s->write);
+        out = fopen(temporary, "w");
+        if (out == NULL) {
+            fprintf(stderr, "tinyzoo: %s: cannot write\n", temporary);
+            return EXIT_RUNTIME_ERROR;
+        }
+    }
+    fprintf(out, "index,label");
+    for (int k = 0; k < l.Z; k++) fprintf(out, ",z%d", k + 1);
+    fputc('\n', out);
     for (int start = 0; start < count; start += s->common.batch) {
         int B = count - start < s->common.batch ? count - start : s->common.batch;
         graph_reset(&l.g);
@@ -445,11 +465,9 @@ static int command_encode(AutoencoderSettings *s) {
         Tensor *x = tensor_of(&l.g, false, 2, B, l.D); /* (B, D) */
         memcpy(x->data, images + (size_t)start * l.D, sizeof(float) * (size_t)B * l.D);
         Tensor *mu = autoencoder_encode(&l.g, &l.model, x, NULL); /* (B, Z) */
-        for (int b = 0; b < B; b++) {
-            fprintf(out, "%d,%d", first + start + b, labels ? labels[start + b] : -1);
-            for (int k = 0; k < l.Z; k++) fprintf(out, ",%.6g", (double)mu->data[(size_t)b * l.Z + k]);
-            fputc('\n', out);
-        }
+        for (int b = 0; b < B; b++)
+            write_code_row(out, labels ? first + start + b : -1, labels ? labels[start + b] : -1,
+                           mu->data + (size_t)b * l.Z, l.Z);
     }
     if (out != stdout) {
         bool ok = fclose(out) == 0 && rename(temporary, s->write) == 0;
@@ -681,7 +699,7 @@ static const Command COMMANDS[] = {
      TRAIN_OPTIONS, false, NULL},
     {"eval", "validation losses of a checkpoint", EVAL_OPTIONS, true, command_eval},
     {"plot", "redraw the plots of a checkpoint", PLOT_OPTIONS, true, command_plot},
-    {"encode", "print (or --write) the codes of --input PGM, of --index N, or of the whole data set",
+    {"encode", "print (or --write) CSV index,label,z1,... of --input PGM (index, label: -), of --index N, or of all",
      ENCODE_OPTIONS, true, command_encode},
     {"reconstruct", "--input PGM or --index N: write <prefix>.pgm and .png", RECONSTRUCT_OPTIONS, true,
      command_reconstruct},

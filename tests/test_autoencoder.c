@@ -489,6 +489,42 @@ START_TEST(test_sample_keeps_the_training_samples) {
 }
 END_TEST
 
+/* encode's rows, index,label,z1,...: an --input image is in no data set, so
+ * its index and label are "-" (they were 0 and -1, which read as data); a
+ * data set's image has both.  --input with --index is a usage error. */
+START_TEST(test_encode_marks_what_an_input_image_lacks) {
+    char dir[512], args[2048], message[2048], path[700];
+    snprintf(dir, sizeof dir, "%s", test_temp_dir("ae-encode"));
+    snprintf(args, sizeof args, "%s --model ae --steps 2 --out %s/run", TINY_RUN, dir);
+    ck_assert_msg(run_program(dir, args, message, sizeof message) == 0, "%s", message);
+    snprintf(args, sizeof args, "reconstruct --index 5 --write %s/image --out %s/run", dir, dir);
+    ck_assert_msg(run_program(dir, args, message, sizeof message) == 0, "%s", message);
+    char input[600];
+    snprintf(input, sizeof input, "--input %s/image.pgm", dir);
+    const char *image[2] = {input, "--index 3"};
+    const char *row_start[2] = {"-,-,", "3,3,"}; /* glyph classes come in turn: image 3 is a 3 */
+    for (int c = 0; c < 2; c++) {
+        snprintf(args, sizeof args, "encode %s --out %s/run", image[c], dir);
+        ck_assert_msg(run_program(dir, args, message, sizeof message) == 0, "%s: %s", args, message);
+        snprintf(path, sizeof path, "%s/stdout.txt", dir);
+        size_t size;
+        char *out = (char *)read_bytes(path, &size);
+        out[size] = '\0';
+        const char *row = strchr(out, '\n');
+        ck_assert_msg(strncmp(out, "index,label,z1,z2,z3\n", 21) == 0 && row != NULL &&
+                          strncmp(row + 1, row_start[c], strlen(row_start[c])) == 0,
+                      "%s: the row should start \"%s\":\n%.600s", args, row_start[c], out);
+        free(out);
+    }
+    snprintf(args, sizeof args, "encode --input %s/image.pgm --index 3 --write %s/codes.csv --out %s/run", dir, dir,
+             dir);
+    ck_assert_int_eq(run_program(dir, args, message, sizeof message), 2);
+    ck_assert_msg(strstr(message, "--input and --index") != NULL, "%s", message);
+    snprintf(path, sizeof path, "%s/codes.csv.tmp", dir);
+    ck_assert_msg(access(path, F_OK) != 0, "the refused encode left %s behind", path);
+}
+END_TEST
+
 /* Each command's --help lists the options it reads and no other; an option
  * it does not read is refused (exit 2) rather than ignored. */
 START_TEST(test_command_help_lists_its_own_options) {
@@ -833,6 +869,7 @@ Suite *autoencoder_suite(void) {
     tcase_add_test(training, test_program_commands);
     tcase_add_test(training, test_command_help_lists_its_own_options);
     tcase_add_test(training, test_sample_keeps_the_training_samples);
+    tcase_add_test(training, test_encode_marks_what_an_input_image_lacks);
     suite_add_tcase(suite, training);
     TCase *files = tcase_create("files");
     tcase_set_timeout(files, 60);
