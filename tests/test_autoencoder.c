@@ -373,6 +373,23 @@ static float *checkpoint_values(const char *path, size_t *total) {
 static const char TINY_RUN[] = "train --glyph-size 16 --glyph-count 300 --layers 256,24,3 --batch 16 --eval-every 10 "
                                "--eval-images 20 --no-pca --plot-term none --quiet";
 
+/* TINY_RUN with `options` (the model, the steps) into <dir>/run. */
+static void train_tiny_run(const char *dir, const char *options) {
+    char args[2048], message[2048];
+    snprintf(args, sizeof args, "%s %s --out %s/run", TINY_RUN, options, dir);
+    ck_assert_msg(run_program(dir, args, message, sizeof message) == 0, "%s: %s", args, message);
+}
+
+/* What the last run_program in `dir` printed on stdout (malloc'd). */
+static char *program_stdout(const char *dir) {
+    char path[700];
+    snprintf(path, sizeof path, "%s/stdout.txt", dir);
+    size_t size;
+    char *out = (char *)read_bytes(path, &size);
+    out[size] = '\0';
+    return out;
+}
+
 /* N steps in one run give the same checkpoint (weights, Adam moments,
  * metadata) and metrics.csv as k steps, then --resume to N, bit for bit,
  * for the models that draw noise (dae, vae); and 2 threads give the same
@@ -412,13 +429,9 @@ END_TEST
 START_TEST(test_program_commands) {
     char dir[512], args[2048], message[2048];
     snprintf(dir, sizeof dir, "%s", test_temp_dir("ae-program"));
-    snprintf(args, sizeof args, "%s --model vae --steps 40 --holdout shapes --out %s/run", TINY_RUN, dir);
-    ck_assert_msg(run_program(dir, args, message, sizeof message) == 0, "%s", message);
-    size_t size;
+    train_tiny_run(dir, "--model vae --steps 40 --holdout shapes");
     char path[700];
-    snprintf(path, sizeof path, "%s/stdout.txt", dir);
-    char *out = (char *)read_bytes(path, &size);
-    out[size] = '\0';
+    char *out = program_stdout(dir);
     ck_assert_msg(strstr(out, "final: step=40 train_loss=") != NULL, "%s", out);
     free(out);
     /* --plot-term only where the command draws: the others refuse it. */
@@ -437,9 +450,7 @@ START_TEST(test_program_commands) {
         if (mode == 0) snprintf(args, sizeof args, "anomaly --out %s/run --plot-term none", dir);
         else snprintf(args, sizeof args, "anomaly --input %s/run/reconstruction.pgm --out %s/run", dir, dir);
         ck_assert_msg(run_program(dir, args, message, sizeof message) == 0, "%s: %s", args, message);
-        snprintf(path, sizeof path, "%s/stdout.txt", dir);
-        out = (char *)read_bytes(path, &size);
-        out[size] = '\0';
+        out = program_stdout(dir);
         const char *at = strstr(out, "threshold=");
         ck_assert_msg(at != NULL && sscanf(at, "threshold=%lf", &thresholds[mode]) == 1, "%s", out);
         if (mode == 1)
@@ -470,8 +481,7 @@ END_TEST
 START_TEST(test_sample_keeps_the_training_samples) {
     char dir[512], args[2048], message[2048], path[700];
     snprintf(dir, sizeof dir, "%s", test_temp_dir("ae-sample"));
-    snprintf(args, sizeof args, "%s --model vae --steps 5 --out %s/run", TINY_RUN, dir);
-    ck_assert_msg(run_program(dir, args, message, sizeof message) == 0, "%s", message);
+    train_tiny_run(dir, "--model vae --steps 5");
     snprintf(path, sizeof path, "%s/run/samples.dat", dir);
     size_t before_size, after_size;
     char *before = read_entire_file(path, &before_size);
@@ -495,8 +505,7 @@ END_TEST
 START_TEST(test_encode_marks_what_an_input_image_lacks) {
     char dir[512], args[2048], message[2048], path[700];
     snprintf(dir, sizeof dir, "%s", test_temp_dir("ae-encode"));
-    snprintf(args, sizeof args, "%s --model ae --steps 2 --out %s/run", TINY_RUN, dir);
-    ck_assert_msg(run_program(dir, args, message, sizeof message) == 0, "%s", message);
+    train_tiny_run(dir, "--model ae --steps 2");
     snprintf(args, sizeof args, "reconstruct --index 5 --write %s/image --out %s/run", dir, dir);
     ck_assert_msg(run_program(dir, args, message, sizeof message) == 0, "%s", message);
     char input[600];
@@ -506,10 +515,7 @@ START_TEST(test_encode_marks_what_an_input_image_lacks) {
     for (int c = 0; c < 2; c++) {
         snprintf(args, sizeof args, "encode %s --out %s/run", image[c], dir);
         ck_assert_msg(run_program(dir, args, message, sizeof message) == 0, "%s: %s", args, message);
-        snprintf(path, sizeof path, "%s/stdout.txt", dir);
-        size_t size;
-        char *out = (char *)read_bytes(path, &size);
-        out[size] = '\0';
+        char *out = program_stdout(dir);
         const char *row = strchr(out, '\n');
         ck_assert_msg(strncmp(out, "index,label,z1,z2,z3\n", 21) == 0 && row != NULL &&
                           strncmp(row + 1, row_start[c], strlen(row_start[c])) == 0,
@@ -528,9 +534,8 @@ END_TEST
 /* Each command's --help lists the options it reads and no other; an option
  * it does not read is refused (exit 2) rather than ignored. */
 START_TEST(test_command_help_lists_its_own_options) {
-    char dir[512], message[2048], path[700];
+    char dir[512], message[2048];
     snprintf(dir, sizeof dir, "%s", test_temp_dir("ae-help"));
-    snprintf(path, sizeof path, "%s/stdout.txt", dir);
     static const struct {
         const char *command;
         const char *lists[3], *omits[3];
@@ -544,9 +549,7 @@ START_TEST(test_command_help_lists_its_own_options) {
         char args[256];
         snprintf(args, sizeof args, "%s --help", CASES[c].command);
         ck_assert_msg(run_program(dir, args, message, sizeof message) == 0, "%s: %s", args, message);
-        size_t size;
-        char *help = (char *)read_bytes(path, &size);
-        help[size] = '\0';
+        char *help = program_stdout(dir);
         for (int k = 0; k < 3; k++) {
             char option[64];
             snprintf(option, sizeof option, "  %s ", CASES[c].lists[k]);
