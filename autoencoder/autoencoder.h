@@ -314,11 +314,15 @@ void autoencoder_plot_reconstructions(Graph *g, const Autoencoder *model, const 
 void autoencoder_plot_latent(Graph *g, const Autoencoder *model, const AutoencoderDataset *data,
                              const int *indices, int count, const PlotTarget *target, long seed);
 /* vae: the decoder's images over a grid of latent points (the first two
- * code dimensions, the others at 0), and draws from the prior. */
+ * code dimensions, the others at 0), and `count` draws from the prior as
+ * the grid <stem>.png ("samples" for train and plot, "sample-grid" for the
+ * sample command, so that it never overwrites the training run's figure);
+ * pixels_out (count, D) receives the draws when not NULL. */
 void autoencoder_plot_manifold(Graph *g, const Autoencoder *model, int height, int width,
                                const PlotTarget *target);
 void autoencoder_plot_samples(Graph *g, const Autoencoder *model, int height, int width,
-                              int count, const PlotTarget *target, Rng *rng, float *pixels_out);
+                              int count, const PlotTarget *target, const char *stem, Rng *rng,
+                              float *pixels_out);
 /* Loss curves from <dir>/metrics.csv. */
 bool autoencoder_plot_curves(const PlotTarget *target, Error *err);
 /* Area under the ROC curve of scores where positives are the anomalies;

@@ -7,7 +7,8 @@
  *   bin/autoencoder parity --model ae|vae --out DIR       weights, batch,
  *                                                         loss and gradients
  *                                                         for the PyTorch check
- *   bin/autoencoder <command> --help                      every option
+ *   bin/autoencoder <command> --help                      the options that
+ *                                                         command reads
  *
  * Legend: B batch, D = H*W pixels, Z code size, N images.
  *
@@ -91,6 +92,61 @@ static void options_table(AutoencoderSettings *s, Option *options) {
     memcpy(options + COMMON_OPTION_COUNT, mine, sizeof mine);
 }
 
+/* The options each command reads: its --help lists only these, and any
+ * other is refused (exit 2) rather than silently ignored.  The commands on
+ * a checkpoint take --model and --data because those name the default run
+ * directory (runs/autoencoder-<model>-<glyphs|data>), and the image options
+ * because they read the images again, with the checkpoint's settings unless
+ * given. */
+#define ON_CHECKPOINT "out", "checkpoint", "model", "data", "seed", "threads"
+#define IMAGES "labels", "glyph-size", "glyph-count", "glyph-noise"
+#define SPLIT "holdout", "validation"
+#define ARCHITECTURE "model", "layers", "activation", "output", "tied", "noise", "noise-level", "beta", "l1"
+static const char *const TRAIN_OPTIONS[] = {"task", "data", "out", "checkpoint", "checkpoint-every", "steps",
+                                            "batch", "lr", "seed", "threads", "resume", "plot-term", "quiet",
+                                            "check-numerics", ARCHITECTURE, "beta-warmup", IMAGES, SPLIT,
+                                            "eval-every", "eval-images", "no-pca", NULL};
+static const char *const EVAL_OPTIONS[] = {ON_CHECKPOINT, IMAGES, SPLIT, "batch", NULL};
+static const char *const PLOT_OPTIONS[] = {ON_CHECKPOINT, IMAGES, SPLIT, "plot-term", "noise", "noise-level", NULL};
+static const char *const ENCODE_OPTIONS[] = {ON_CHECKPOINT, IMAGES, "input", "index", "batch", "write", NULL};
+static const char *const RECONSTRUCT_OPTIONS[] = {ON_CHECKPOINT, IMAGES, "input", "index", "write", NULL};
+static const char *const DENOISE_OPTIONS[] = {ON_CHECKPOINT, IMAGES, "input", "index", "write", "noise",
+                                              "noise-level", NULL};
+static const char *const SAMPLE_OPTIONS[] = {ON_CHECKPOINT, "plot-term", "samples", "write", NULL};
+static const char *const ANOMALY_OPTIONS[] = {ON_CHECKPOINT, IMAGES, SPLIT, "input", "batch", "plot-term",
+                                              "percentile", NULL};
+static const char *const BENCH_OPTIONS[] = {"batch", "seed", "threads", "config", "bench-steps", "repeats", NULL};
+static const char *const PARITY_OPTIONS[] = {ARCHITECTURE, "out", "batch", "seed", "threads", NULL};
+
+/* A command: its name, what it does (one line of `autoencoder --help`, and
+ * the head of its own --help), the options it reads, whether it reads a
+ * checkpoint, and what runs it (NULL for train, which takes its options
+ * too, to write them to config.txt). */
+typedef struct {
+    const char *name;
+    const char *summary;
+    const char *const *options;
+    bool on_checkpoint;
+    int (*run)(AutoencoderSettings *s);
+} Command;
+
+/* On a checkpoint, --model and --data mean something else than in
+ * training: their help says what.  (sample reads no images: for it --data
+ * only names the run directory.) */
+static void describe_for_checkpoint(Option *options, int count) {
+    bool reads_images = false;
+    for (int i = 0; i < count; i++) reads_images |= strcmp(options[i].name, "labels") == 0;
+    for (int i = 0; i < count; i++) {
+        if (strcmp(options[i].name, "model") == 0)
+            options[i].help = "names the default run directory runs/autoencoder-<model>-...; the architecture "
+                              "is the checkpoint's";
+        if (strcmp(options[i].name, "data") == 0)
+            options[i].help = reads_images ? "images instead of the checkpoint's (IDX, CSV or PGM); also names the "
+                                             "default run directory runs/autoencoder-<model>-data"
+                                           : "names the default run directory runs/autoencoder-<model>-data";
+    }
+}
+
 /* The model config from the parsed choices; exits 2 on a bad --layers. */
 static void settings_finish(AutoencoderSettings *s, const char *command) {
     Error err;
@@ -123,41 +179,30 @@ static void settings_finish(AutoencoderSettings *s, const char *command) {
     }
 }
 
-static const char USAGE[] =
-    "autoencoder <command> [options]\n"
-    "Autoencoders (ae, dae, vae) on generated glyphs or MNIST-style IDX files.\n"
-    "commands:\n"
-    "  train        train --model ae|dae|vae; writes <out>/model.safetensors, metrics.csv, plots\n"
-    "  eval         validation losses of a checkpoint\n"
-    "  plot         redraw the plots of a checkpoint\n"
-    "  encode       print (or --write) the codes of --input PGM or of the data set\n"
-    "  reconstruct  --input PGM or --index N: write <prefix>.pgm and .png\n"
-    "  denoise      corrupt then reconstruct: <prefix>-noisy and <prefix>-denoised\n"
-    "  sample       vae: decode draws from the prior\n"
-    "  anomaly      score images by reconstruction error; ROC against --holdout classes\n"
-    "               (or, with --input image.pgm, that image against the threshold)\n"
-    "  bench        training speed: --config mnist|small --threads N\n"
-    "  parity       dump weights, a batch, loss and gradients for tests/parity/autoencoder_parity.py\n"
-    "Every command takes the options below; each uses those that concern it.";
-
-/* Parses the command's options; for commands that read a checkpoint, the
+/* Parses the options of `command` into s, and returns them (options, the
+ * count) for config.txt.  For the commands on a checkpoint, the
  * checkpoint's data settings sit between the defaults and the flags. */
-static void parse_settings(AutoencoderSettings *s, int argc, char **argv, bool from_checkpoint, Option *options) {
+static int parse_settings(AutoencoderSettings *s, int argc, char **argv, const Command *command, Option *options) {
     settings_defaults(s);
-    options_table(s, options);
-    options_parse_or_exit(argc, argv, 2, options, OPTION_COUNT, USAGE);
-    settings_finish(s, argv[1]);
-    if (!from_checkpoint) return;
+    Option all[OPTION_COUNT];
+    options_table(s, all);
+    int count = options_select(all, OPTION_COUNT, command->options, options);
+    if (command->on_checkpoint) describe_for_checkpoint(options, count);
+    char usage[512];
+    snprintf(usage, sizeof usage, "autoencoder %s [options]\n%s", command->name, command->summary);
+    options_parse_or_exit(argc, argv, 2, options, count, usage);
+    settings_finish(s, command->name);
+    if (!command->on_checkpoint) return count;
     char path[1200];
     snprintf(path, sizeof path, "%s", autoencoder_checkpoint_path(s));
     Metadata meta;
     Error err;
     if (!checkpoint_read_metadata(path, &meta, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
-    /* Fresh defaults, the checkpoint's data settings, then the flags again. */
+    /* Fresh defaults, the checkpoint's data settings, then the flags again
+     * (the options point into s, which stays where it is). */
     char out[1024];
     snprintf(out, sizeof out, "%s", s->common.out);
     settings_defaults(s);
-    options_table(s, options);
     static char data_path[1024], labels_path[1024], holdout[512]; /* outlive meta */
     const char *value;
     if ((value = metadata_get(&meta, "data")) && value[0]) s->common.data = strcpy(data_path, value);
@@ -173,9 +218,10 @@ static void parse_settings(AutoencoderSettings *s, int argc, char **argv, bool f
     if (metadata_get_float(&meta, "noise_level", &real, &err)) s->noise_level = real;
     if ((value = metadata_get(&meta, "noise"))) s->noise = strcmp(value, "masking") == 0 ? NOISE_MASKING : NOISE_GAUSSIAN;
     metadata_free(&meta);
-    options_parse_or_exit(argc, argv, 2, options, OPTION_COUNT, USAGE);
+    options_parse_or_exit(argc, argv, 2, options, count, usage);
     if (s->common.out == NULL) s->common.out = strcpy(s->out_buffer, out);
-    settings_finish(s, argv[1]);
+    settings_finish(s, command->name);
+    return count;
 }
 
 /* ==== Commands on a checkpoint ====================================================== */
@@ -205,6 +251,14 @@ static void load_all(AutoencoderSettings *s, Loaded *l, bool need_data) {
                 l->data.data.height, l->data.data.width, D);
         exit(EXIT_RUNTIME_ERROR);
     }
+}
+
+/* The images alone, for the commands that name them by their index in the
+ * data set (encode, reconstruct, denoise): they need no split, so they read
+ * no --holdout or --validation. */
+static void load_images(const AutoencoderSettings *s, Loaded *l) {
+    Error err;
+    if (!autoencoder_load_dataset(&s->data, &l->data.data, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
 }
 
 static void loaded_free(Loaded *l) {
@@ -242,7 +296,8 @@ static int command_plot(AutoencoderSettings *s) {
         autoencoder_plot_manifold(&l.g, &l.model, l.data.data.height, l.data.data.width, &target);
         Rng rng;
         rng_seed(&rng, (uint64_t)s->common.seed, 40);
-        autoencoder_plot_samples(&l.g, &l.model, l.data.data.height, l.data.data.width, 40, &target, &rng, NULL);
+        autoencoder_plot_samples(&l.g, &l.model, l.data.data.height, l.data.data.width, 40, &target, "samples", &rng,
+                                 NULL);
     }
     printf("plots written to %s\n", s->common.out);
     loaded_free(&l);
@@ -254,6 +309,11 @@ static int command_plot(AutoencoderSettings *s) {
 static float *input_image(AutoencoderSettings *s, Loaded *l, const char *command, int *height, int *width) {
     Error err;
     float *pixels;
+    if (s->common.input != NULL && s->index >= 0) {
+        fprintf(stderr, "autoencoder %s: --input and --index %d both name the image; give one of them\n", command,
+                s->index);
+        exit(EXIT_USAGE_ERROR);
+    }
     if (s->common.input != NULL) {
         if (!autoencoder_read_pgm(s->common.input, &pixels, height, width, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
         if (*height * *width != l->D) {
@@ -268,7 +328,7 @@ static float *input_image(AutoencoderSettings *s, Loaded *l, const char *command
         fprintf(stderr, "autoencoder %s: give --input FILE.pgm or --index N\n", command);
         exit(EXIT_USAGE_ERROR);
     }
-    autoencoder_data_prepare(s, &l->data);
+    load_images(s, l);
     const AutoencoderDataset *d = &l->data.data;
     if (s->index >= d->count || d->height * d->width != l->D) {
         fprintf(stderr, "tinyzoo: --index %d: the data has %d images of %d pixels (the model takes %d)\n", s->index,
@@ -318,7 +378,7 @@ static double squared_error(const float *a, const float *b, int count) {
     return total;
 }
 
-static int command_reconstruct(AutoencoderSettings *s, bool denoise) {
+static int reconstruct_or_denoise(AutoencoderSettings *s, bool denoise) {
     Loaded l;
     load_all(s, &l, false);
     int height, width;
@@ -344,9 +404,47 @@ static int command_reconstruct(AutoencoderSettings *s, bool denoise) {
     return 0;
 }
 
+static int command_reconstruct(AutoencoderSettings *s) { return reconstruct_or_denoise(s, false); }
+static int command_denoise(AutoencoderSettings *s) { return reconstruct_or_denoise(s, true); }
+
+/* One row of encode's CSV: index,label,z1,...,zZ.  An index or a label of
+ * -1 (not known) is written "-": a number there would read as data. */
+static void write_code_row(FILE *out, int index, int label, const float *code, int Z) {
+    if (index >= 0) fprintf(out, "%d,", index);
+    else fputs("-,", out);
+    if (label >= 0) fprintf(out, "%d", label);
+    else fputc('-', out);
+    for (int k = 0; k < Z; k++) fprintf(out, ",%.6g", (double)code[k]);
+    fputc('\n', out);
+}
+
 static int command_encode(AutoencoderSettings *s) {
     Loaded l;
     load_all(s, &l, false);
+    /* An --input image is in no data set: it has neither index nor label
+     * (labels stays NULL).  Images of a data set have both, but the label
+     * may be -1 (IDX images without --labels, a PGM as --data). */
+    int first = 0, count = 1;
+    float *images;
+    const int *labels = NULL;
+    if (s->common.input != NULL || s->index >= 0) {
+        int height, width;
+        images = input_image(s, &l, "encode", &height, &width);
+        first = s->index;
+        if (s->index >= 0) labels = &l.data.data.labels[s->index];
+    } else {
+        load_images(s, &l);
+        if (l.data.data.height * l.data.data.width != l.D) {
+            fprintf(stderr, "tinyzoo: the model takes %d pixels, the data has %d\n", l.D,
+                    l.data.data.height * l.data.data.width);
+            return EXIT_RUNTIME_ERROR;
+        }
+        count = l.data.data.count;
+        images = xmalloc(sizeof(float) * (size_t)count * l.D);
+        memcpy(images, l.data.data.images, sizeof(float) * (size_t)count * l.D);
+        labels = l.data.data.labels;
+    }
+    /* Opened once the images are read: an image that fails leaves no .tmp. */
     FILE *out = stdout;
     char temporary[2100];
     if (s->write != NULL) {
@@ -360,26 +458,6 @@ static int command_encode(AutoencoderSettings *s) {
     fprintf(out, "index,label");
     for (int k = 0; k < l.Z; k++) fprintf(out, ",z%d", k + 1);
     fputc('\n', out);
-    int first = 0, count = 1;
-    float *images;
-    const int *labels = NULL;
-    if (s->common.input != NULL || s->index >= 0) {
-        int height, width;
-        images = input_image(s, &l, "encode", &height, &width);
-        first = s->index >= 0 ? s->index : 0;
-        if (s->index >= 0) labels = &l.data.data.labels[s->index];
-    } else {
-        autoencoder_data_prepare(s, &l.data);
-        if (l.data.data.height * l.data.data.width != l.D) {
-            fprintf(stderr, "tinyzoo: the model takes %d pixels, the data has %d\n", l.D,
-                    l.data.data.height * l.data.data.width);
-            return EXIT_RUNTIME_ERROR;
-        }
-        count = l.data.data.count;
-        images = xmalloc(sizeof(float) * (size_t)count * l.D);
-        memcpy(images, l.data.data.images, sizeof(float) * (size_t)count * l.D);
-        labels = l.data.data.labels;
-    }
     for (int start = 0; start < count; start += s->common.batch) {
         int B = count - start < s->common.batch ? count - start : s->common.batch;
         graph_reset(&l.g);
@@ -387,11 +465,9 @@ static int command_encode(AutoencoderSettings *s) {
         Tensor *x = tensor_of(&l.g, false, 2, B, l.D); /* (B, D) */
         memcpy(x->data, images + (size_t)start * l.D, sizeof(float) * (size_t)B * l.D);
         Tensor *mu = autoencoder_encode(&l.g, &l.model, x, NULL); /* (B, Z) */
-        for (int b = 0; b < B; b++) {
-            fprintf(out, "%d,%d", first + start + b, labels ? labels[start + b] : -1);
-            for (int k = 0; k < l.Z; k++) fprintf(out, ",%.6g", (double)mu->data[(size_t)b * l.Z + k]);
-            fputc('\n', out);
-        }
+        for (int b = 0; b < B; b++)
+            write_code_row(out, labels ? first + start + b : -1, labels ? labels[start + b] : -1,
+                           mu->data + (size_t)b * l.Z, l.Z);
     }
     if (out != stdout) {
         bool ok = fclose(out) == 0 && rename(temporary, s->write) == 0;
@@ -422,8 +498,10 @@ static int command_sample(AutoencoderSettings *s) {
     float *pixels = xmalloc(sizeof(float) * (size_t)s->samples * l.D);
     Error err;
     if (!make_directory(s->common.out, &err)) error_exit(&err, EXIT_RUNTIME_ERROR);
+    /* A grid of its own: train and plot draw <out>/samples.png, which this
+     * must not overwrite (it would no longer be the run's figure). */
     PlotTarget target = {.dir = s->common.out, .term = (PlotTerm)s->common.plot_term};
-    autoencoder_plot_samples(&l.g, &l.model, height, width, s->samples, &target, &rng, pixels);
+    autoencoder_plot_samples(&l.g, &l.model, height, width, s->samples, &target, "sample-grid", &rng, pixels);
     const char *prefix = output_prefix(s, "sample");
     int shown = s->samples < 8 ? s->samples : 8;
     for (int i = 0; i < shown; i++) {
@@ -431,7 +509,7 @@ static int command_sample(AutoencoderSettings *s) {
         snprintf(suffix, sizeof suffix, "-%d", i);
         write_image_pair(prefix, suffix, pixels + (size_t)i * l.D, height, width);
     }
-    printf("%d samples drawn; the grid is %s/samples.{dat,gp%s}\n", s->samples, s->common.out,
+    printf("%d samples drawn; the grid is %s/sample-grid.{dat,gp%s}\n", s->samples, s->common.out,
            target.term == PLOT_TERM_PNG ? ",png" : "");
     free(pixels);
     loaded_free(&l);
@@ -616,35 +694,47 @@ static int command_anomaly(AutoencoderSettings *s) {
 
 /* ==== Main ================================================================================ */
 
+static const Command COMMANDS[] = {
+    {"train", "train --model ae|dae|vae; writes <out>/model.safetensors, metrics.csv, config.txt, plots",
+     TRAIN_OPTIONS, false, NULL},
+    {"eval", "validation losses of a checkpoint", EVAL_OPTIONS, true, command_eval},
+    {"plot", "redraw the plots of a checkpoint", PLOT_OPTIONS, true, command_plot},
+    {"encode", "print (or --write) CSV index,label,z1,... of --input PGM (index, label: -), of --index N, or of all",
+     ENCODE_OPTIONS, true, command_encode},
+    {"reconstruct", "--input PGM or --index N: write <prefix>.pgm and .png", RECONSTRUCT_OPTIONS, true,
+     command_reconstruct},
+    {"denoise", "corrupt then reconstruct: <prefix>-noisy and <prefix>-denoised", DENOISE_OPTIONS, true,
+     command_denoise},
+    {"sample", "vae: decode --samples draws from the prior: <out>/sample-grid.png, and <prefix>-<i>.pgm/.png",
+     SAMPLE_OPTIONS, true, command_sample},
+    {"anomaly", "score images by reconstruction error, ROC against the --holdout classes (or --input: one image)",
+     ANOMALY_OPTIONS, true, command_anomaly},
+    {"bench", "training speed: --config mnist|small --threads N", BENCH_OPTIONS, false, autoencoder_bench},
+    {"parity", "dump weights, a batch, loss and gradients for tests/parity/autoencoder_parity.py", PARITY_OPTIONS,
+     false, autoencoder_parity},
+};
+enum { COMMAND_COUNT = sizeof COMMANDS / sizeof COMMANDS[0] };
+
+static void print_commands(FILE *out) {
+    fputs("usage: autoencoder <command> [options]\n"
+          "Autoencoders (ae, dae, vae) on generated glyphs or MNIST-style IDX files.\n"
+          "commands:\n", out);
+    for (int c = 0; c < COMMAND_COUNT; c++) fprintf(out, "  %-12s %s\n", COMMANDS[c].name, COMMANDS[c].summary);
+    fputs("`autoencoder <command> --help` lists the options that command reads, with their defaults.\n", out);
+}
+
 int main(int argc, char **argv) {
-    AutoencoderSettings s;
-    Option options[OPTION_COUNT];
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        settings_defaults(&s);
-        options_table(&s, options);
-        options_print_help(argc < 2 ? stderr : stdout, USAGE, options, OPTION_COUNT);
+        print_commands(argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE_ERROR : 0;
     }
-    const char *command = argv[1];
-    static const char *const CHECKPOINT_COMMANDS[] = {"eval", "plot", "encode", "reconstruct", "denoise", "sample", "anomaly"};
-    bool from_checkpoint = false;
-    for (size_t i = 0; i < sizeof CHECKPOINT_COMMANDS / sizeof *CHECKPOINT_COMMANDS; i++)
-        from_checkpoint |= strcmp(command, CHECKPOINT_COMMANDS[i]) == 0;
-    bool known = from_checkpoint || strcmp(command, "train") == 0 || strcmp(command, "bench") == 0 ||
-                 strcmp(command, "parity") == 0;
-    if (!known) {
-        fprintf(stderr, "autoencoder: unknown command '%s' (see --help)\n", command);
-        return EXIT_USAGE_ERROR;
+    for (int c = 0; c < COMMAND_COUNT; c++) {
+        if (strcmp(argv[1], COMMANDS[c].name) != 0) continue;
+        AutoencoderSettings s;
+        Option options[OPTION_COUNT];
+        int count = parse_settings(&s, argc, argv, &COMMANDS[c], options);
+        return COMMANDS[c].run != NULL ? COMMANDS[c].run(&s) : autoencoder_train(&s, options, count);
     }
-    parse_settings(&s, argc, argv, from_checkpoint, options);
-    if (strcmp(command, "train") == 0) return autoencoder_train(&s, options, OPTION_COUNT);
-    if (strcmp(command, "bench") == 0) return autoencoder_bench(&s);
-    if (strcmp(command, "parity") == 0) return autoencoder_parity(&s);
-    if (strcmp(command, "eval") == 0) return command_eval(&s);
-    if (strcmp(command, "plot") == 0) return command_plot(&s);
-    if (strcmp(command, "encode") == 0) return command_encode(&s);
-    if (strcmp(command, "reconstruct") == 0) return command_reconstruct(&s, false);
-    if (strcmp(command, "denoise") == 0) return command_reconstruct(&s, true);
-    if (strcmp(command, "sample") == 0) return command_sample(&s);
-    return command_anomaly(&s);
+    fprintf(stderr, "autoencoder: unknown command '%s' (see --help)\n", argv[1]);
+    return EXIT_USAGE_ERROR;
 }

@@ -6,7 +6,8 @@
  *   latent           the codes of validation images, coloured by class
  *                    (a PCA of the codes to 2-D when Z > 2)
  *   manifold         vae: images decoded from a G x G grid of latent points
- *   samples          vae: images decoded from z ~ N(0, I)
+ *   samples          vae: images decoded from z ~ N(0, I) (the sample
+ *                    command's own draws: sample-grid)
  *   loss             the curves of metrics.csv
  *   roc              (used by the anomaly command) the ROC curve and its AUC
  */
@@ -160,7 +161,7 @@ void autoencoder_plot_manifold(Graph *g, const Autoencoder *model, int height, i
 }
 
 void autoencoder_plot_samples(Graph *g, const Autoencoder *model, int height, int width, int count,
-                              const PlotTarget *target, Rng *rng, float *pixels_out) {
+                              const PlotTarget *target, const char *stem, Rng *rng, float *pixels_out) {
     const int Z = autoencoder_code_size(&model->config), D = height * width;
     int cols = count < 10 ? count : 10, rows = (count + cols - 1) / cols;
     float *codes = xmalloc(sizeof(float) * (size_t)rows * cols * Z); /* (rows*cols, Z) */
@@ -173,7 +174,7 @@ void autoencoder_plot_samples(Graph *g, const Autoencoder *model, int height, in
         ImageGridData grid = {.rows = rows, .cols = cols, .height = height, .width = width, .pixels = images};
         PlotAxes axes = {.title = "VAE samples: decoded draws z ~ N(0, I)"};
         Error err;
-        plot_or_exit(plot_image_grid(target, "samples", &axes, &grid, &err), &err);
+        plot_or_exit(plot_image_grid(target, stem, &axes, &grid, &err), &err);
     }
     free(codes), free(images);
 }

@@ -298,7 +298,7 @@ static void plot_all(Graph *g, const AutoencoderSettings *s, const Autoencoder *
         autoencoder_plot_manifold(g, model, d->data.height, d->data.width, &target);
         Rng rng;
         rng_seed(&rng, (uint64_t)s->common.seed, 40);
-        autoencoder_plot_samples(g, model, d->data.height, d->data.width, 40, &target, &rng, NULL);
+        autoencoder_plot_samples(g, model, d->data.height, d->data.width, 40, &target, "samples", &rng, NULL);
     }
 }
 

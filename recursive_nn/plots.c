@@ -68,7 +68,12 @@ bool recursive_plot_curves(const char *dir, PlotTerm term, Error *err) {
                                 {.name = "validation, roots (5 classes)", .x = step, .y = root, .count = n},
                                 {.name = "negation probe, roots (positive vs negative)", .x = step, .y = probe,
                                  .count = probes == n ? n : 0}};
-    PlotAxes accuracy_axes = {.title = "Accuracy", .x_label = "step", .y_label = "accuracy"};
+    /* The key goes above the chart, outside it: accuracies climb to the top
+     * within a few hundred steps (the bag of words' all-nodes curve sits near
+     * 0.9 from the start), so a key inside, in any corner, can hide a curve.
+     * ("below" would be as good but gnuplot 5.4 draws its box over the x
+     * label.) */
+    PlotAxes accuracy_axes = {.title = "Accuracy", .x_label = "step", .y_label = "accuracy", .legend = "above"};
     bool ok = n > 0 ? plot_lines(&target, "loss", &loss_axes, losses, 2, err) &&
                           plot_lines(&target, "accuracy", &accuracy_axes, accuracies, probes == n ? 3 : 2, err)
                     : error_set(err, "%s: no rows to plot", path);

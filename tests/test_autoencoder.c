@@ -8,6 +8,8 @@
  *   pca         a linear autoencoder reaches PCA's reconstruction error
  *   training    a tiny set is overfit; checkpoints round-trip; resuming and
  *               the thread count change nothing, bit for bit (the program)
+ *   commands    every command runs on a trained checkpoint, and accepts and
+ *               lists in its --help only the options it reads
  *   files       IDX (plain, gzip), PGM (P2, P5, 16-bit) and CSV round trips,
  *               and every kind of bad file gets a clear error
  *   anomaly     the ROC area on known cases
@@ -371,6 +373,23 @@ static float *checkpoint_values(const char *path, size_t *total) {
 static const char TINY_RUN[] = "train --glyph-size 16 --glyph-count 300 --layers 256,24,3 --batch 16 --eval-every 10 "
                                "--eval-images 20 --no-pca --plot-term none --quiet";
 
+/* TINY_RUN with `options` (the model, the steps) into <dir>/run. */
+static void train_tiny_run(const char *dir, const char *options) {
+    char args[2048], message[2048];
+    snprintf(args, sizeof args, "%s %s --out %s/run", TINY_RUN, options, dir);
+    ck_assert_msg(run_program(dir, args, message, sizeof message) == 0, "%s: %s", args, message);
+}
+
+/* What the last run_program in `dir` printed on stdout (malloc'd). */
+static char *program_stdout(const char *dir) {
+    char path[700];
+    snprintf(path, sizeof path, "%s/stdout.txt", dir);
+    size_t size;
+    char *out = (char *)read_bytes(path, &size);
+    out[size] = '\0';
+    return out;
+}
+
 /* N steps in one run give the same checkpoint (weights, Adam moments,
  * metadata) and metrics.csv as k steps, then --resume to N, bit for bit,
  * for the models that draw noise (dae, vae); and 2 threads give the same
@@ -410,19 +429,17 @@ END_TEST
 START_TEST(test_program_commands) {
     char dir[512], args[2048], message[2048];
     snprintf(dir, sizeof dir, "%s", test_temp_dir("ae-program"));
-    snprintf(args, sizeof args, "%s --model vae --steps 40 --holdout shapes --out %s/run", TINY_RUN, dir);
-    ck_assert_msg(run_program(dir, args, message, sizeof message) == 0, "%s", message);
-    size_t size;
+    train_tiny_run(dir, "--model vae --steps 40 --holdout shapes");
     char path[700];
-    snprintf(path, sizeof path, "%s/stdout.txt", dir);
-    char *out = (char *)read_bytes(path, &size);
-    out[size] = '\0';
+    char *out = program_stdout(dir);
     ck_assert_msg(strstr(out, "final: step=40 train_loss=") != NULL, "%s", out);
     free(out);
+    /* --plot-term only where the command draws: the others refuse it. */
     static const char *const COMMANDS[] = {"eval", "encode --index 3", "reconstruct --index 5", "denoise --index 5",
-                                           "sample --samples 4", "anomaly", "plot"};
+                                           "sample --samples 4 --plot-term none", "anomaly --plot-term none",
+                                           "plot --plot-term none"};
     for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++) {
-        snprintf(args, sizeof args, "%s --out %s/run --plot-term none", COMMANDS[i], dir);
+        snprintf(args, sizeof args, "%s --out %s/run", COMMANDS[i], dir);
         ck_assert_msg(run_program(dir, args, message, sizeof message) == 0, "%s: %s", COMMANDS[i], message);
     }
     snprintf(path, sizeof path, "%s/run/reconstruction.png", dir);
@@ -433,9 +450,7 @@ START_TEST(test_program_commands) {
         if (mode == 0) snprintf(args, sizeof args, "anomaly --out %s/run --plot-term none", dir);
         else snprintf(args, sizeof args, "anomaly --input %s/run/reconstruction.pgm --out %s/run", dir, dir);
         ck_assert_msg(run_program(dir, args, message, sizeof message) == 0, "%s: %s", args, message);
-        snprintf(path, sizeof path, "%s/stdout.txt", dir);
-        out = (char *)read_bytes(path, &size);
-        out[size] = '\0';
+        out = program_stdout(dir);
         const char *at = strstr(out, "threshold=");
         ck_assert_msg(at != NULL && sscanf(at, "threshold=%lf", &thresholds[mode]) == 1, "%s", out);
         if (mode == 1)
@@ -458,6 +473,96 @@ START_TEST(test_program_commands) {
     free(pixels);
     snprintf(path, sizeof path, "%s/run/anomaly.csv", dir);
     ck_assert(access(path, R_OK) == 0);
+}
+END_TEST
+
+/* sample draws its grid under a name of its own: the samples.png that
+ * training drew (here its .dat, with --plot-term none) stays as it was. */
+START_TEST(test_sample_keeps_the_training_samples) {
+    char dir[512], args[2048], message[2048], path[700];
+    snprintf(dir, sizeof dir, "%s", test_temp_dir("ae-sample"));
+    train_tiny_run(dir, "--model vae --steps 5");
+    snprintf(path, sizeof path, "%s/run/samples.dat", dir);
+    size_t before_size, after_size;
+    char *before = read_entire_file(path, &before_size);
+    ck_assert_msg(before != NULL, "train drew no %s", path);
+    snprintf(args, sizeof args, "sample --samples 7 --seed 9 --plot-term none --out %s/run", dir);
+    ck_assert_msg(run_program(dir, args, message, sizeof message) == 0, "%s", message);
+    char *after = read_entire_file(path, &after_size);
+    ck_assert_msg(after != NULL && after_size == before_size && memcmp(before, after, before_size) == 0,
+                  "sample overwrote the training run's %s", path);
+    snprintf(path, sizeof path, "%s/run/sample-grid.dat", dir);
+    ck_assert_msg(access(path, R_OK) == 0, "sample drew no %s", path);
+    snprintf(path, sizeof path, "%s/run/sample-6.pgm", dir);
+    ck_assert_msg(access(path, R_OK) == 0, "sample wrote no %s", path);
+    free(before), free(after);
+}
+END_TEST
+
+/* encode's rows, index,label,z1,...: an --input image is in no data set, so
+ * its index and label are "-" (they were 0 and -1, which read as data); a
+ * data set's image has both.  --input with --index is a usage error. */
+START_TEST(test_encode_marks_what_an_input_image_lacks) {
+    char dir[512], args[2048], message[2048], path[700];
+    snprintf(dir, sizeof dir, "%s", test_temp_dir("ae-encode"));
+    train_tiny_run(dir, "--model ae --steps 2");
+    snprintf(args, sizeof args, "reconstruct --index 5 --write %s/image --out %s/run", dir, dir);
+    ck_assert_msg(run_program(dir, args, message, sizeof message) == 0, "%s", message);
+    char input[600];
+    snprintf(input, sizeof input, "--input %s/image.pgm", dir);
+    const char *image[2] = {input, "--index 3"};
+    const char *row_start[2] = {"-,-,", "3,3,"}; /* glyph classes come in turn: image 3 is a 3 */
+    for (int c = 0; c < 2; c++) {
+        snprintf(args, sizeof args, "encode %s --out %s/run", image[c], dir);
+        ck_assert_msg(run_program(dir, args, message, sizeof message) == 0, "%s: %s", args, message);
+        char *out = program_stdout(dir);
+        const char *row = strchr(out, '\n');
+        ck_assert_msg(strncmp(out, "index,label,z1,z2,z3\n", 21) == 0 && row != NULL &&
+                          strncmp(row + 1, row_start[c], strlen(row_start[c])) == 0,
+                      "%s: the row should start \"%s\":\n%.600s", args, row_start[c], out);
+        free(out);
+    }
+    snprintf(args, sizeof args, "encode --input %s/image.pgm --index 3 --write %s/codes.csv --out %s/run", dir, dir,
+             dir);
+    ck_assert_int_eq(run_program(dir, args, message, sizeof message), 2);
+    ck_assert_msg(strstr(message, "--input and --index") != NULL, "%s", message);
+    snprintf(path, sizeof path, "%s/codes.csv.tmp", dir);
+    ck_assert_msg(access(path, F_OK) != 0, "the refused encode left %s behind", path);
+}
+END_TEST
+
+/* Each command's --help lists the options it reads and no other; an option
+ * it does not read is refused (exit 2) rather than ignored. */
+START_TEST(test_command_help_lists_its_own_options) {
+    char dir[512], message[2048];
+    snprintf(dir, sizeof dir, "%s", test_temp_dir("ae-help"));
+    static const struct {
+        const char *command;
+        const char *lists[3], *omits[3];
+    } CASES[] = {
+        {"train", {"--steps", "--holdout", "--beta-warmup"}, {"--samples", "--index", "--percentile"}},
+        {"sample", {"--samples", "--seed", "--plot-term"}, {"--steps", "--layers", "--holdout"}},
+        {"encode", {"--index", "--input", "--write"}, {"--plot-term", "--lr", "--samples"}},
+        {"bench", {"--config", "--bench-steps", "--threads"}, {"--out", "--checkpoint", "--model"}},
+    };
+    for (size_t c = 0; c < sizeof CASES / sizeof *CASES; c++) {
+        char args[256];
+        snprintf(args, sizeof args, "%s --help", CASES[c].command);
+        ck_assert_msg(run_program(dir, args, message, sizeof message) == 0, "%s: %s", args, message);
+        char *help = program_stdout(dir);
+        for (int k = 0; k < 3; k++) {
+            char option[64];
+            snprintf(option, sizeof option, "  %s ", CASES[c].lists[k]);
+            ck_assert_msg(strstr(help, option) != NULL, "%s lacks %s:\n%.600s", args, CASES[c].lists[k], help);
+            snprintf(option, sizeof option, "  %s ", CASES[c].omits[k]);
+            ck_assert_msg(strstr(help, option) == NULL, "%s lists %s:\n%.600s", args, CASES[c].omits[k], help);
+        }
+        free(help);
+        snprintf(args, sizeof args, "%s %s 1", CASES[c].command, CASES[c].omits[0]);
+        ck_assert_int_eq(run_program(dir, args, message, sizeof message), 2);
+        ck_assert_msg(strstr(message, CASES[c].omits[0]) && strstr(message, "unknown option"), "%s: %s", args,
+                      message);
+    }
 }
 END_TEST
 
@@ -765,6 +870,9 @@ Suite *autoencoder_suite(void) {
     tcase_add_test(training, test_checkpoint_round_trip);
     tcase_add_test(training, test_resume_and_threads_are_bit_identical);
     tcase_add_test(training, test_program_commands);
+    tcase_add_test(training, test_command_help_lists_its_own_options);
+    tcase_add_test(training, test_sample_keeps_the_training_samples);
+    tcase_add_test(training, test_encode_marks_what_an_input_image_lacks);
     suite_add_tcase(suite, training);
     TCase *files = tcase_create("files");
     tcase_set_timeout(files, 60);

@@ -101,6 +101,11 @@ static const BadInputCase CASES[] = {
     {"autoencoder", "{tiny} --data {oversized} --out {out}", 1, "{oversized}", "over the limit"},
     CHECKPOINT_ROWS("autoencoder", "{transformer-checkpoint}"),
     OPTION_ROWS("autoencoder", "{tiny}"),
+    /* an option a command does not read is refused, not ignored */
+    {"autoencoder", "{tiny} --samples 4 --out {out}", 2, "--samples", "unknown option"},
+    {"autoencoder", "sample --steps 5 --out {out}", 2, "--steps", "unknown option"},
+    {"autoencoder", "encode --plot-term none --out {out}", 2, "--plot-term", "unknown option"},
+    {"autoencoder", "bench --out {out}", 2, "--out", "unknown option"},
 
     OPTION_ROWS("spiral", "train --plot-term none --quiet"),
 };

@@ -1,6 +1,6 @@
 /* tests/test_recursive_nn.c: the tree reader and writer, the three models'
- * gradients through the structure, batching, training, checkpoints, and
- * the program's handling of bad trees.
+ * gradients through the structure, batching, training, checkpoints, where
+ * the accuracy chart puts its key, and the program's handling of bad trees.
  *
  * Legend: d hidden size, K classes, P nodes of a tree, N nodes of a batch.
  */
@@ -521,6 +521,41 @@ START_TEST(test_negation_probe_tree_beats_bag_of_words) {
 }
 END_TEST
 
+/* The accuracy chart's key sits outside the plot area.  A bag of words
+ * reaches 0.9 at all nodes within 200 steps (these rows are from a real
+ * `train --model bow` run), so its curve runs along the top of the chart,
+ * where a key inside it hid the curve. */
+START_TEST(test_accuracy_key_is_outside_the_curves) {
+    const char *dir = test_temp_dir("recursive-plot");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/metrics.csv", dir);
+    FILE *metrics = fopen(path, "w");
+    ck_assert_ptr_nonnull(metrics);
+    fputs("step,train_loss,val_loss,val_accuracy,val_root_accuracy,probe_binary,lr\n"
+          "100,8.86,4.16,0.860,0.53,0.6375,0.01\n"
+          "200,3.08,2.39,0.906,0.72,0.735,0.01\n"
+          "800,1.80,1.70,0.923,0.774,0.7725,0.01\n"
+          "1500,1.70,1.63,0.912,0.762,0.7425,0.01\n",
+          metrics);
+    ck_assert(fclose(metrics) == 0);
+    Error err;
+    ck_assert_msg(recursive_plot_curves(dir, PLOT_TERM_NONE, &err), "%s", err.message);
+    snprintf(path, sizeof path, "%s/accuracy.gp", dir);
+    size_t size;
+    char *script = read_entire_file(path, &size);
+    ck_assert_msg(script != NULL, "no %s", path);
+    const char *key = strstr(script, "\nset key ");
+    ck_assert_msg(key != NULL, "%s sets no key position", path);
+    char words[64] = "";
+    sscanf(key, "\nset key %63[a-z ]", words);
+    static const char *const OUTSIDE[] = {"above", "below", "outside", "tmargin", "bmargin", "lmargin", "rmargin"};
+    bool outside = false;
+    for (size_t i = 0; i < sizeof OUTSIDE / sizeof *OUTSIDE; i++) outside |= strstr(words, OUTSIDE[i]) != NULL;
+    ck_assert_msg(outside, "accuracy.gp: 'set key %s' puts the key over the curves", words);
+    free(script);
+}
+END_TEST
+
 Suite *recursive_nn_suite(void) {
     Suite *s = suite_create("recursive_nn");
     TCase *trees = tcase_create("trees");
@@ -538,6 +573,7 @@ Suite *recursive_nn_suite(void) {
     tcase_add_test(model, test_prediction_depends_only_on_the_tree);
     tcase_add_test(model, test_overfits_a_tiny_set);
     tcase_add_test(model, test_checkpoint_round_trip);
+    tcase_add_test(model, test_accuracy_key_is_outside_the_curves);
     suite_add_tcase(s, model);
     TCase *program = tcase_create("program");
     tcase_set_timeout(program, 120);

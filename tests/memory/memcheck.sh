@@ -71,7 +71,7 @@ run autoencoder-ae      "$BIN/autoencoder" train --model ae --layers 256,64,8 --
     --out "$OUT/ae" $AE_SMALL $COMMON
 run autoencoder-vae     "$BIN/autoencoder" train --model vae --layers 256,64,2 --steps 20 \
     --out "$OUT/vae" $AE_SMALL $COMMON
-run autoencoder-denoise "$BIN/autoencoder" denoise --index 7 --out "$OUT/ae" --plot-term dumb
+run autoencoder-denoise "$BIN/autoencoder" denoise --index 7 --out "$OUT/ae"
 
 echo "memcheck: $runs runs, $failures failed (logs in $OUT)"
 [ "$failures" -eq 0 ]
