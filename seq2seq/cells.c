@@ -661,8 +661,8 @@ Tensor *seq2seq_hidden_states(Graph *g, Tensor *states, bool batch_major) {
                         "states must be (S, P, B, H)");
     int S = states->shape[0], P = states->shape[1], B = states->shape[2], H = states->shape[3];
     bool grad = graph_needs_grad(g, states, NULL, NULL);
-    Tensor *out = batch_major ? tensor_of(g, grad, 3, B, S, H) : tensor_of(g, grad, 3, S, B, H);
-    out->name = "hidden_states";
+    int shape[3] = {batch_major ? B : S, batch_major ? S : B, H}; /* (B, S, H) or (S, B, H) */
+    Tensor *out = tensor_empty(g, 3, shape, grad, "hidden_states"); /* every row copied below */
     for (int s = 0; s < S; s++)
         for (int b = 0; b < B; b++) {
             size_t to = batch_major ? ((size_t)b * S + s) * H : ((size_t)s * B + b) * H;
@@ -672,21 +672,30 @@ Tensor *seq2seq_hidden_states(Graph *g, Tensor *states, bool batch_major) {
         TapeEntry *entry = graph_record_custom(g, "hidden_states", hidden_states_backward, out,
                                                states, NULL, NULL);
         entry->int_args[0] = batch_major;
+        entry->overwrites_input = 1u << 0; /* see hidden_states_backward */
     }
     return out;
 }
 
-/* A copy: each input element receives the gradient of its copy. */
+/* A copy: each h element receives the gradient of its copy.  When nothing
+ * has reached the states' gradient yet (the usual case: this is their one
+ * reader), it is written instead: the h parts copied, the other parts
+ * (an LSTM's c) zeroed, which saves zeroing the h parts first. */
 static void hidden_states_backward(TapeEntry *entry) {
     Tensor *states = entry->inputs[0];
     int S = states->shape[0], P = states->shape[1], B = states->shape[2], H = states->shape[3];
     bool batch_major = entry->int_args[0];
-    for (int s = 0; s < S; s++)
+    bool overwrite = tensor_grad_overwrite(states);
+    for (int s = 0; s < S; s++) {
+        if (overwrite) /* parts 1..P-1 of step s */
+            memset(states->grad + ((size_t)s * P + 1) * B * H, 0, (size_t)(P - 1) * B * H * sizeof(float));
         for (int b = 0; b < B; b++) {
             size_t from = batch_major ? ((size_t)b * S + s) * H : ((size_t)s * B + b) * H;
             float *dst = states->grad + ((size_t)s * P * B + b) * H;
-            for (int j = 0; j < H; j++) dst[j] += entry->out->grad[from + j];
+            if (overwrite) memcpy(dst, entry->out->grad + from, (size_t)H * sizeof(float));
+            else for (int j = 0; j < H; j++) dst[j] += entry->out->grad[from + j];
         }
+    }
 }
 
 static void copy_into_backward(TapeEntry *entry);

@@ -1,9 +1,11 @@
 /* tests/test_seq2seq.c: the encoder-decoder of seq2seq/.
  *
  *   - the fused ops (GRU/LSTM step, additive score, state moves) against
- *     common/nn.c's op-by-op cells and against finite differences;
+ *     common/nn.c's op-by-op cells and against finite differences; the
+ *     whole-sequence layer against the step ops and finite differences;
  *   - finite-difference gradients through time of whole tiny models: GRU
- *     and LSTM, each without attention, with Bahdanau's and with Luong's;
+ *     and LSTM, each without attention, with Bahdanau's and with Luong's,
+ *     run as whole-sequence layers and step by step (which must agree);
  *   - padding changes neither the loss nor the outputs of the real tokens;
  *   - beam search of width 1 is greedy decoding; a tiny set can be overfit;
  *   - checkpoints round trip; resuming is bit for bit; threads 1 and 2 agree;
@@ -214,6 +216,99 @@ START_TEST(test_fused_op_gradients) {
 }
 END_TEST
 
+/* ---- The whole-sequence layer against the steps it stands for -------------------- */
+
+enum { LAYER_S = 4, LAYER_B = 6, LAYER_H = 5 };
+/* Row b is real for its first LAYER_LENGTHS[b] steps, then padding. */
+static const int LAYER_LENGTHS[LAYER_B] = {4, 1, 2, 4, 3, 1};
+
+static void layer_active(int *active) { /* (S, B) */
+    for (int t = 0; t < LAYER_S; t++)
+        for (int b = 0; b < LAYER_B; b++) active[t * LAYER_B + b] = t < LAYER_LENGTHS[b];
+}
+
+/* inputs: gx_all (S*B, G*H), state0 (P, B, H), W_hh (G*H, H), b_hh (G*H);
+ * context: the cell.  -> (S, P, B, H) */
+static Tensor *layer_forward(Graph *g, Tensor *const *in, void *context) {
+    int active[LAYER_S * LAYER_B];
+    layer_active(active);
+    return seq2seq_recurrent_layer(g, *(const int *)context, in[0], in[1], in[2], in[3], active);
+}
+
+/* The same recurrence as S step ops, gh_t by op_linear, the states stacked
+ * by copy_into: how the decoder runs step by step. */
+static Tensor *steps_forward(Graph *g, Tensor *const *in, void *context) {
+    int cell = *(const int *)context, P = cell == SEQ2SEQ_LSTM ? 2 : 1;
+    int active[LAYER_S * LAYER_B];
+    layer_active(active);
+    Tensor *states = tensor_empty(g, 4, (const int[]){LAYER_S, P, LAYER_B, LAYER_H}, true, "steps");
+    Tensor *state = in[1]; /* (P, B, H) */
+    for (int t = 0; t < LAYER_S; t++) {
+        Tensor *gh = op_linear(g, tensor_rows(g, state, 0, 1), in[2], in[3]); /* (1, B, G*H) */
+        Tensor *gx = tensor_rows(g, in[0], t * LAYER_B, LAYER_B);              /* (B, G*H) */
+        const int *active_t = active + t * LAYER_B;
+        state = cell == SEQ2SEQ_LSTM ? seq2seq_lstm_step(g, gx, gh, state, active_t, NULL)
+                                     : seq2seq_gru_step(g, gx, gh, state, active_t, NULL);
+        seq2seq_copy_into(g, state, tensor_rows(g, states, t, 1));
+    }
+    return states;
+}
+
+static void layer_inputs(int cell, Tensor **in, Rng *rng) {
+    int P = cell == SEQ2SEQ_LSTM ? 2 : 1, GH = (cell == SEQ2SEQ_LSTM ? 4 : 3) * LAYER_H;
+    in[0] = gradcheck_random_of("gx_all", 1.0f, rng, 2, LAYER_S * LAYER_B, GH);
+    in[1] = gradcheck_random_of("state0", 1.0f, rng, 3, P, LAYER_B, LAYER_H);
+    in[2] = gradcheck_random_of("weight_hh", 0.5f, rng, 2, GH, LAYER_H);
+    in[3] = gradcheck_random_of("bias_hh", 0.5f, rng, 1, GH);
+}
+
+/* forward, then backward of sum(out * weights); values (S*P*B*H) and the
+ * gradients of the four inputs, one after the other, into results. */
+static void layer_run(GradcheckForward forward, int cell, Tensor **in, const float *weights,
+                      float *results) {
+    Graph g;
+    graph_init(&g, 1 << 20, 256);
+    for (int k = 0; k < 4; k++) memset(in[k]->grad, 0, (size_t)in[k]->numel * sizeof(float));
+    Tensor *out = forward(&g, in, &cell);
+    Tensor *w = tensor_new(&g, out->ndim, out->shape, false);
+    memcpy(w->data, weights, (size_t)out->numel * sizeof(float));
+    graph_backward(&g, op_sum(&g, op_mul(&g, out, w)));
+    memcpy(results, out->data, (size_t)out->numel * sizeof(float));
+    results += out->numel;
+    for (int k = 0; k < 4; k++) {
+        memcpy(results, in[k]->grad, (size_t)in[k]->numel * sizeof(float));
+        results += in[k]->numel;
+    }
+    graph_free(&g);
+}
+
+/* seq2seq_recurrent_layer computes what S step ops compute, values and
+ * gradients (padding included), and its backward agrees with finite
+ * differences; gx_all here already holds a gradient, so backward adds to it
+ * (inside the model it is written: the model gradient checks cover that). */
+START_TEST(test_recurrent_layer_matches_steps) {
+    int cell = _i;
+    Rng rng;
+    rng_seed(&rng, 40 + (uint64_t)cell, 0);
+    Tensor *in[4];
+    layer_inputs(cell, in, &rng);
+    int P = cell == SEQ2SEQ_LSTM ? 2 : 1, count = LAYER_S * P * LAYER_B * LAYER_H;
+    for (int k = 0; k < 4; k++) count += in[k]->numel;
+    float *weights = malloc((size_t)LAYER_S * P * LAYER_B * LAYER_H * sizeof(float));
+    for (int i = 0; i < LAYER_S * P * LAYER_B * LAYER_H; i++) weights[i] = rng_normal(&rng);
+    float *layer = malloc((size_t)count * sizeof(float)), *steps = malloc((size_t)count * sizeof(float));
+    layer_run(layer_forward, cell, in, weights, layer);
+    layer_run(steps_forward, cell, in, weights, steps);
+    for (int i = 0; i < count; i++)
+        ck_assert_msg(fabsf(layer[i] - steps[i]) <= 1e-5f * (1.0f + fabsf(steps[i])),
+                      "%s: value %d of %d: layer %g, steps %g", CELL_NAMES[cell], i, count,
+                      (double)layer[i], (double)steps[i]);
+    ck_assert_int_eq(gradcheck_tensor(CELL_NAMES[cell], layer_forward, &cell, in, 4, GRADCHECK_DEFAULT), 0);
+    for (int k = 0; k < 4; k++) tensor_free(in[k]);
+    free(weights), free(layer), free(steps);
+}
+END_TEST
+
 /* ======================================================================== */
 /* Gradients through time of whole models                                   */
 /* ======================================================================== */
@@ -221,16 +316,21 @@ END_TEST
 typedef struct {
     const Seq2seqModel *model;
     const Seq2seqBatch *batch;
+    /* 1: the decoder runs as whole-sequence layers (but with Bahdanau's
+     * attention); below 1 step by step, with one coin per step */
+    float teacher_forcing;
 } ModelContext;
 
 static Tensor *model_loss(Graph *g, Tensor *const *inputs, void *context) {
     (void)inputs; /* the parameters, read through the model */
     const ModelContext *c = context;
-    return seq2seq_forward(g, c->model, c->batch, 1.0f, NULL).loss;
+    Rng coins; /* the same coins at every call: the same function */
+    rng_seed(&coins, 99, 0);
+    return seq2seq_forward(g, c->model, c->batch, c->teacher_forcing, &coins).loss;
 }
 
 /* Every parameter of a tiny model, on a padded batch of three pairs. */
-static void check_model_gradients(int cell, int attention, int layers) {
+static void check_model_gradients_forced(int cell, int attention, int layers, float teacher_forcing) {
     Seq2seqModel m;
     tiny_model(&m, cell, attention, layers, TINY_H, 11 + (uint64_t)(cell * 3 + attention));
     const int source_lengths[3] = {4, 1, 2}, target_lengths[3] = {2, 0, 3};
@@ -240,13 +340,18 @@ static void check_model_gradients(int cell, int attention, int layers) {
     seq2seq_batch_fill(&batch, d.pairs, NULL, 3);
     Tensor *inputs[PARAMS_MAX_TENSORS];
     for (int i = 0; i < m.params.count; i++) inputs[i] = &m.params.tensors[i];
-    ModelContext context = {&m, &batch};
+    ModelContext context = {&m, &batch, teacher_forcing};
     char label[64];
-    snprintf(label, sizeof label, "%s/%s/%d layers", CELL_NAMES[cell], ATTENTION_NAMES[attention], layers);
+    snprintf(label, sizeof label, "%s/%s/%d layers/forcing %g", CELL_NAMES[cell],
+             ATTENTION_NAMES[attention], layers, (double)teacher_forcing);
     ck_assert_int_eq(gradcheck_tensor(label, model_loss, &context, inputs, m.params.count, GRADCHECK_DEFAULT), 0);
     seq2seq_batch_free(&batch);
     seq2seq_dataset_free(&d);
     seq2seq_model_free(&m);
+}
+
+static void check_model_gradients(int cell, int attention, int layers) {
+    check_model_gradients_forced(cell, attention, layers, 1.0f);
 }
 
 START_TEST(test_model_gradients_gru) {
@@ -261,6 +366,49 @@ END_TEST
 
 START_TEST(test_model_gradients_two_layers) {
     check_model_gradients(_i == 0 ? SEQ2SEQ_GRU : SEQ2SEQ_LSTM, _i == 0 ? SEQ2SEQ_LUONG : SEQ2SEQ_BAHDANAU, 2);
+}
+END_TEST
+
+/* Below full teacher forcing the decoder runs step by step (seq2seq_forward's
+ * other path).  With forcing 0.9999 these coins all come up "forced" (a
+ * prediction fed back would make the loss jump under finite differences),
+ * so this is the step path computing what the whole-sequence path does:
+ * the gradient check runs through its step ops, and both paths must give
+ * the same loss and gradients.  Two layers, without attention and with
+ * Luong's, GRU and LSTM. */
+START_TEST(test_model_gradients_step_by_step) {
+    int cell = _i % 2 ? SEQ2SEQ_LSTM : SEQ2SEQ_GRU;
+    int attention = _i / 2 ? SEQ2SEQ_LUONG : SEQ2SEQ_NO_ATTENTION;
+    check_model_gradients_forced(cell, attention, 2, 0.9999f);
+    Seq2seqModel m;
+    tiny_model(&m, cell, attention, 2, TINY_H, 30 + (uint64_t)_i);
+    const int source_lengths[3] = {4, 1, 2}, target_lengths[3] = {2, 0, 3};
+    Seq2seqDataset d = random_pairs(source_lengths, target_lengths, 3, 13);
+    Seq2seqBatch batch;
+    seq2seq_batch_init(&batch, 3, 4, 3);
+    seq2seq_batch_fill(&batch, d.pairs, NULL, 3);
+    float loss[2], *grads[2];
+    for (int path = 0; path < 2; path++) {
+        ModelContext context = {&m, &batch, path == 0 ? 1.0f : 0.9999f};
+        Graph g;
+        graph_init(&g, 1 << 20, 1024);
+        params_zero_grad(&m.params);
+        Tensor *l = model_loss(&g, NULL, &context);
+        graph_backward(&g, l);
+        loss[path] = l->data[0];
+        grads[path] = malloc(m.params.total * sizeof(float));
+        memcpy(grads[path], m.params.grads, m.params.total * sizeof(float));
+        graph_free(&g);
+    }
+    ck_assert_msg(fabsf(loss[0] - loss[1]) <= 1e-6f * loss[0], "loss %g vs %g", (double)loss[0], (double)loss[1]);
+    for (size_t i = 0; i < m.params.total; i++)
+        ck_assert_msg(fabsf(grads[0][i] - grads[1][i]) <= 1e-5f * (1e-3f + fabsf(grads[0][i])),
+                      "gradient %zu: whole-sequence %g, step by step %g", i, (double)grads[0][i],
+                      (double)grads[1][i]);
+    free(grads[0]), free(grads[1]);
+    seq2seq_batch_free(&batch);
+    seq2seq_dataset_free(&d);
+    seq2seq_model_free(&m);
 }
 END_TEST
 
@@ -1075,6 +1223,7 @@ Suite *seq2seq_suite(void) {
     tcase_add_test(ops, test_gru_step_matches_gru_cell);
     tcase_add_test(ops, test_lstm_step_matches_lstm_cell);
     tcase_add_test(ops, test_fused_op_gradients);
+    tcase_add_loop_test(ops, test_recurrent_layer_matches_steps, 0, 2); /* gru, lstm */
     suite_add_tcase(suite, ops);
 
     TCase *model = tcase_create("model");
@@ -1082,6 +1231,7 @@ Suite *seq2seq_suite(void) {
     tcase_add_loop_test(model, test_model_gradients_gru, 0, 3);  /* none, bahdanau, luong */
     tcase_add_loop_test(model, test_model_gradients_lstm, 0, 3);
     tcase_add_loop_test(model, test_model_gradients_two_layers, 0, 2);
+    tcase_add_loop_test(model, test_model_gradients_step_by_step, 0, 4);
     tcase_add_loop_test(model, test_padding_changes_nothing, 0, 6);
     tcase_add_loop_test(model, test_beam_width_one_is_greedy, 0, 6);
     tcase_add_loop_test(model, test_overfits_a_tiny_set, 0, 2);

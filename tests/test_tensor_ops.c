@@ -989,6 +989,47 @@ START_TEST(test_gradients_written_late_or_never) {
 }
 END_TEST
 
+/* Views zero nothing when they are made: the base's gradient stays
+ * unwritten until a backward reaches it.  Here only rows 1..2 of h reach
+ * the loss, through a linear whose backward would overwrite its input's
+ * gradient; since the view covers part of h, it must zero all of h and
+ * add, or rows 0 and 3 keep the leftover bytes (NaN here), which tanh's
+ * backward would carry into x's gradient. */
+static Tensor *forward_part_of_a_view(Graph *g, Tensor *const *in, void *context) {
+    bool *lazy = context; /* NULL, or receives: h's gradient unwritten after the views */
+    Tensor *x = in[0], *weight = in[1];                      /* (4, 6), (6, 6) */
+    Tensor *h = op_tanh(g, x);                               /* (4, 6) */
+    Tensor *middle = tensor_rows(g, h, 1, 2);                /* (2, 6) a view of h */
+    Tensor *flat = tensor_reshape(g, middle, 1, (int[]){12}); /* (12) a view of the view */
+    if (lazy) *lazy = h->grad_unwritten && flat->base == h;
+    Tensor *empty = tensor_empty(g, 2, (const int[]){2, 6}, true, "empty");
+    if (lazy) *lazy = *lazy && empty->grad_unwritten;
+    return op_linear(g, tensor_reshape(g, flat, 2, (int[]){2, 6}), weight, NULL); /* (2, 6) */
+}
+
+START_TEST(test_views_zero_their_base_when_reached) {
+    Rng rng;
+    rng_seed(&rng, 23, 0);
+    Tensor *inputs[2] = {gradcheck_random_of("x", 1.0f, &rng, 2, 4, 6),
+                         gradcheck_random_of("w", 0.5f, &rng, 2, 6, 6)};
+    Graph g;
+    graph_init(&g, TEST_ARENA_BYTES, TEST_TAPE);
+    Tensor *junk = tensor_new(&g, 1, (const int[]){TEST_ARENA_BYTES / 16}, true);
+    for (int i = 0; i < junk->numel; i++) junk->data[i] = junk->grad[i] = NAN;
+    graph_reset(&g);
+    bool lazy = false;
+    Tensor *out = forward_part_of_a_view(&g, inputs, &lazy);
+    ck_assert_msg(lazy, "making a view (or tensor_empty) zeroed a gradient in the forward");
+    graph_backward(&g, op_sum(&g, out));
+    for (int k = 0; k < inputs[0]->numel; k++)
+        ck_assert_msg(isfinite(inputs[0]->grad[k]), "x gradient[%d] = %g", k, (double)inputs[0]->grad[k]);
+    for (int k = 0; k < 6; k++) /* row 0 of x reaches nothing */
+        ck_assert_float_eq(inputs[0]->grad[k], 0.0f);
+    graph_free(&g);
+    check_gradients("part of a view", forward_part_of_a_view, NULL, inputs, 2);
+}
+END_TEST
+
 /* The checker itself must fail on a wrong gradient: here the second factor
  * of x*x is a copy without gradient, so backward gives x where the true
  * derivative is 2x. */
@@ -1252,6 +1293,7 @@ Suite *tensor_ops_suite(void) {
     tcase_add_test(gradients, test_gradient_dropout);
     tcase_add_test(gradients, test_gradient_through_views);
     tcase_add_test(gradients, test_gradients_written_late_or_never);
+    tcase_add_test(gradients, test_views_zero_their_base_when_reached);
     tcase_add_test(gradients, test_ops_identical_for_1_and_2_threads);
     suite_add_tcase(suite, gradients);
 
