@@ -124,12 +124,16 @@ static void gru_row_forward(int H, const float *restrict x_gates, const float *r
      * STUB: exercise_missing("gru_cell");
      * STUB: for (int j = 0; j < 3 * H; j++) saved[j] = 0.0f;
      * STUB: for (int j = 0; j < H; j++) h_new[j] = 0.0f; */
+    /* r and z of every unit first, then n and h': two loops, for the
+     * reason given at lstm_row_forward below (one loop measured 15% slower). */
+    float *r = saved, *z = saved + H, *n = saved + 2 * H;
     for (int j = 0; j < H; j++) {
-        float r = sigmoid(x_gates[j] + h_gates[j]);
-        float z = sigmoid(x_gates[H + j] + h_gates[H + j]);
-        float n = tanh_approx(x_gates[2 * H + j] + r * h_gates[2 * H + j]);
-        h_new[j] = n + z * (h[j] - n);
-        saved[j] = r, saved[H + j] = z, saved[2 * H + j] = n;
+        r[j] = sigmoid(x_gates[j] + h_gates[j]);
+        z[j] = sigmoid(x_gates[H + j] + h_gates[H + j]);
+    }
+    for (int j = 0; j < H; j++) {
+        n[j] = tanh_approx(x_gates[2 * H + j] + r[j] * h_gates[2 * H + j]);
+        h_new[j] = n[j] + z[j] * (h[j] - n[j]);
     }
     /* END EXERCISE */
 }
