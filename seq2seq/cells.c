@@ -374,64 +374,107 @@ static void lstm_step_backward(TapeEntry *entry) {
 /* A whole layer over a sequence: backpropagation through time in one op     */
 /* ======================================================================== */
 
-/* Why.  Run step by step, each time step is a W_hh linear op, a cell op and
- * a few views, and every step's (B, G*H) gates and their gradients pass
- * through memory twice.  When every input of the sequence is known before
- * the first step (the encoder; the decoder under full teacher forcing),
- * one op can run all S steps, and its backward is backpropagation through
- * time written out, as in the equations below.  It reuses the cell
- * functions above, row for row; tests/test_seq2seq.c checks it against the
- * step-by-step version and against finite differences. */
+/* Why.  Run step by step, each time step is two linear ops, a cell op and a
+ * few views, and each step's (B, G*H) gates and their gradients pass
+ * through memory on their way from one op to the next.  When every input of
+ * the sequence is known before the first step (the encoder; the decoder
+ * under full teacher forcing), one op can run all S steps, as
+ * torch.nn.GRU/LSTM do, and its backward is backpropagation through time
+ * written out, as in the equations below.  Every product of a step works on
+ * that step's gates while they are still in cache: measured, that is faster
+ * than one big input projection for all S steps before the loop, whose
+ * (S*B, G*H) result and gradient go out to memory and back.  It reuses the
+ * cell functions above, row for row; tests/test_seq2seq.c checks it against
+ * the step ops and against finite differences. */
 
 static void recurrent_layer_backward(TapeEntry *entry);
 
-/* What the layer's backward needs besides its three tensor inputs. */
+/* What the layer's backward needs besides its tensor inputs x and state0. */
 typedef struct {
-    int cell, S, B, H;
-    Tensor *bias;               /* b_hh (G*H), or NULL                         */
-    const float *packed_weight; /* W_hh packed by linear_pack_weight           */
-    float *saved;               /* (S, B, 5H) LSTM or (S, B, 4H) GRU: the cell's saved values */
-    int *active;                /* (S, B) copy, or NULL                        */
+    int cell, S, B, H, In;
+    /* W_ih, b_ih, W_hh, b_hh: parameters, whose gradients are plain buffers
+     * zeroed by params_zero_grad, so the tape need not know about them */
+    Seq2seqRecurrentLayer weights;
+    const float *packed_ih, *packed_hh; /* each weight packed by linear_pack_weight */
+    float *saved; /* (S, B, 5H) LSTM or (S, B, 4H) GRU: the cell's saved values */
+    int *active;  /* (S, B) copy, or NULL                                     */
 } RecurrentLayer;
 
 static int saved_per_row(int cell, int H) { return (cell == SEQ2SEQ_LSTM ? 5 : GRU_SAVED) * H; }
 
-/* For t = 0 .. S-1, with state_{-1} = state0:
+/* y (M, N) (=|+=) a (M, K) @ W^T + bias, W (N, K) packed by linear_pack_weight. */
+static void product_with_weight(int M, int N, int K, const float *a, const Tensor *weight,
+                                const float *packed, const Tensor *bias, float *y) {
+    MatmulSpec spec = {.batch = 1, .M = M, .N = N, .K = K, .A = a, .lda = K, .B = weight->data,
+                       .ldb = K, .transpose_b = true, .C = y, .ldc = N,
+                       .bias = bias ? bias->data : NULL, .packed_b = packed};
+    matmul(&spec);
+}
+
+/* The backward of y = a W^T + b for one step's rows (M of them):
+ *   da (=|+=) dy W         (M, N) @ (N, K)     when da is not NULL
+ *   dW      += dy^T a      (N, M) @ (M, K)
+ *   db      += the rows of dy                                                  */
+static void product_with_weight_backward(int M, int N, int K, const float *dy, const float *a,
+                                         const Tensor *weight, const float *packed,
+                                         const Tensor *bias, float *da, bool da_accumulate) {
+    if (da) {
+        MatmulSpec spec = {.batch = 1, .M = M, .N = K, .K = N, .A = dy, .lda = N,
+                           .B = weight->data, .ldb = K, .C = da, .ldc = K,
+                           .accumulate = da_accumulate,
+                           .packed_b = linear_packed_weight_for_backward(packed, weight)};
+        matmul(&spec);
+    }
+    if (weight->grad) {
+        MatmulSpec spec = {.batch = 1, .M = N, .N = K, .K = M, .A = dy, .lda = N,
+                           .transpose_a = true, .B = a, .ldb = K, .C = weight->grad, .ldc = K,
+                           .accumulate = true};
+        matmul(&spec);
+    }
+    if (bias && bias->grad)
+        for (int row = 0; row < M; row++)
+            for (int k = 0; k < N; k++) bias->grad[k] += dy[(size_t)row * N + k];
+}
+
+/* For t = 0 .. S-1, with state_{-1} = state0 and x_t rows t*B.. of x:
+ *   gx_t    = x_t W_ih^T + b_ih                     (B, In) @ (In, G*H)
  *   gh_t    = h_{t-1} W_hh^T + b_hh                 (B, H) @ (H, G*H)
  *   state_t = cell(gx_t, gh_t, state_{t-1})         seq2seq_gru_step / _lstm_step's equations
- * gx_all (S*B, G*H) holds gx_t = W_ih x_t + b_ih for every step, state0
- * (P, B, H), weight W_hh (G*H, H), bias b_hh (G*H) or NULL, active (S, B)
- * or NULL.  Returns every state_t: (S, P, B, H). */
-Tensor *seq2seq_recurrent_layer(Graph *g, int cell, Tensor *gx_all, Tensor *state0,
-                                Tensor *weight, Tensor *bias, const int *active) {
+ * x (S*B, In), state0 (P, B, H), active (S, B) or NULL.  Returns every
+ * state_t: (S, P, B, H). */
+Tensor *seq2seq_recurrent_layer(Graph *g, int cell, const Seq2seqRecurrentLayer *weights,
+                                Tensor *x, Tensor *state0, const int *active) {
     int P = cell == SEQ2SEQ_LSTM ? 2 : 1, G = cell == SEQ2SEQ_LSTM ? 4 : 3;
+    const Tensor *w_ih = weights->input_gates.weight, *w_hh = weights->hidden_gates.weight;
     tensor_check_shapes(state0->ndim == 3 && state0->shape[0] == P, "recurrent_layer", state0,
                         NULL, "state0 must be (P, B, H): P = 2 for an LSTM, 1 for a GRU");
-    int B = state0->shape[1], H = state0->shape[2];
-    tensor_check_shapes(weight->ndim == 2 && weight->shape[0] == G * H && weight->shape[1] == H,
-                        "recurrent_layer", weight, state0, "W_hh must be (G*H, H)");
-    tensor_check_shapes(gx_all->shape[gx_all->ndim - 1] == G * H && gx_all->numel % (B * G * H) == 0,
-                        "recurrent_layer", gx_all, state0, "gx_all must be (S*B, G*H)");
-    int S = gx_all->numel / (B * G * H);
-    bool grad = graph_needs_grad(g, gx_all, state0, weight) || (bias && bias->grad && !g->no_grad);
+    int B = state0->shape[1], H = state0->shape[2], In = x->shape[x->ndim - 1];
+    tensor_check_shapes(w_hh->ndim == 2 && w_hh->shape[0] == G * H && w_hh->shape[1] == H,
+                        "recurrent_layer", w_hh, state0, "W_hh must be (G*H, H)");
+    tensor_check_shapes(w_ih->ndim == 2 && w_ih->shape[0] == G * H && w_ih->shape[1] == In,
+                        "recurrent_layer", w_ih, x, "W_ih must be (G*H, In), In = x's last dimension");
+    tensor_check_shapes(x->numel % (B * In) == 0, "recurrent_layer", x, state0, "x must be (S*B, In)");
+    int S = x->numel / (B * In);
+    bool grad = graph_needs_grad(g, x, state0, weights->hidden_gates.weight) ||
+                graph_needs_grad(g, weights->input_gates.weight, weights->input_gates.bias,
+                                 weights->hidden_gates.bias);
     Tensor *out = tensor_empty(g, 4, (const int[]){S, P, B, H}, grad, "recurrent_layer");
     RecurrentLayer *layer = arena_alloc(&g->arena, sizeof *layer);
     *layer = (RecurrentLayer){
-        .cell = cell, .S = S, .B = B, .H = H, .bias = bias,
-        /* W_hh multiplies at every step: packed for matmul once here */
-        .packed_weight = linear_pack_weight(g, weight),
+        .cell = cell, .S = S, .B = B, .H = H, .In = In, .weights = *weights,
+        /* each weight multiplies at every step: packed for matmul once here */
+        .packed_ih = linear_pack_weight(g, w_ih), .packed_hh = linear_pack_weight(g, w_hh),
         .saved = arena_alloc(&g->arena, (size_t)S * B * saved_per_row(cell, H) * sizeof(float)),
         .active = active ? keep_active(g, active, S * B) : NULL};
     size_t state_size = (size_t)P * B * H, gates = (size_t)B * G * H;
-    /* (B, G*H) gh_t, one step at a time: what backward needs of it is saved by the cell */
-    float *gh = arena_alloc(&g->arena, gates * sizeof(float));
+    /* (B, G*H) gx_t and gh_t, one step at a time: what backward needs of
+     * them is saved by the cell */
+    float *gx = arena_alloc(&g->arena, 2 * gates * sizeof(float)), *gh = gx + gates;
     for (int t = 0; t < S; t++) {
         const float *prev = t == 0 ? state0->data : out->data + (t - 1) * state_size; /* (P, B, H) */
-        MatmulSpec spec = {.batch = 1, .M = B, .N = G * H, .K = H, .A = prev, .lda = H,
-                           .B = weight->data, .ldb = H, .transpose_b = true, .C = gh, .ldc = G * H,
-                           .bias = bias ? bias->data : NULL, .packed_b = layer->packed_weight};
-        matmul(&spec);
-        const float *gx = gx_all->data + t * gates;
+        product_with_weight(B, G * H, In, x->data + (size_t)t * B * In, w_ih, layer->packed_ih,
+                            weights->input_gates.bias, gx);
+        product_with_weight(B, G * H, H, prev, w_hh, layer->packed_hh, weights->hidden_gates.bias, gh);
         const int *active_t = active ? active + (size_t)t * B : NULL;
         float *next = out->data + t * state_size, *saved = layer->saved + (size_t)t * B * saved_per_row(cell, H);
         if (cell == SEQ2SEQ_LSTM) lstm_rows_forward(B, H, gx, gh, prev, active_t, next, saved);
@@ -439,9 +482,9 @@ Tensor *seq2seq_recurrent_layer(Graph *g, int cell, Tensor *gx_all, Tensor *stat
     }
     if (grad) {
         TapeEntry *entry = graph_record_custom(g, "recurrent_layer", recurrent_layer_backward, out,
-                                               gx_all, state0, weight);
+                                               x, state0, NULL);
         entry->context = layer;
-        entry->overwrites_input = 1u << 0; /* gx_all: see recurrent_layer_backward */
+        entry->overwrites_input = 1u << 0; /* x: see recurrent_layer_backward */
     }
     graph_check_finite(g, "recurrent_layer", out);
     return out;
@@ -454,52 +497,39 @@ Tensor *seq2seq_recurrent_layer(Graph *g, int cell, Tensor *gx_all, Tensor *stat
  * the walk reaches it (the buffer is this op's own; nothing reads it later):
  *   dgx_t, dgh_t   = the cell's backward at step t       (cells above)
  *   dstate_{t-1}  += the cell's direct path              (GRU dh' z, LSTM dc f)
- *   dh_{t-1}      += dgh_t W_hh                          (B, G*H) @ (G*H, H)
- *   dW_hh         += dgh_t^T h_{t-1}                     (G*H, B) @ (B, H)
- *   db_hh         += dgh_t summed over the rows
- * dgx_t is written straight into gx_all's gradient: model.c makes gx_all
- * for this layer alone, so nothing else adds there (when something has,
- * tensor_grad_overwrite says so and it is added instead).  For an LSTM,
- * dgh_t = dgx_t (a = gx + gh), so it is read back from there. */
+ *   dh_{t-1}      += dgh_t W_hh       dW_hh += dgh_t^T h_{t-1}     db_hh += rows of dgh_t
+ *   dx_t           = dgx_t W_ih       dW_ih += dgx_t^T x_t         db_ih += rows of dgx_t
+ * dx_t is written, not added: model.c makes x for this layer alone (when
+ * something else has added to x's gradient, tensor_grad_overwrite says so
+ * and it is added to).  For an LSTM dgh_t = dgx_t, since a = gx + gh. */
 static void recurrent_layer_backward(TapeEntry *entry) {
-    Tensor *gx_all = entry->inputs[0], *state0 = entry->inputs[1], *weight = entry->inputs[2];
+    Tensor *x = entry->inputs[0], *state0 = entry->inputs[1];
     const RecurrentLayer *layer = entry->context;
-    int cell = layer->cell, S = layer->S, B = layer->B, H = layer->H;
+    const Linear *input_gates = &layer->weights.input_gates, *hidden_gates = &layer->weights.hidden_gates;
+    int cell = layer->cell, S = layer->S, B = layer->B, H = layer->H, In = layer->In;
     int P = cell == SEQ2SEQ_LSTM ? 2 : 1, G = cell == SEQ2SEQ_LSTM ? 4 : 3;
     size_t state_size = (size_t)P * B * H, gates = (size_t)B * G * H;
-    bool write_gx = gx_all->grad && tensor_grad_overwrite(gx_all);
-    /* dgx when it cannot go straight into gx_all, the GRU's dgh, and the
-     * gradient of a state0 without one: see scratch_row */
-    float *scratch = scratch_row(2 * gates + state_size);
-    const float *packed_for_dh = linear_packed_weight_for_backward(layer->packed_weight, weight);
+    bool add_to_dx = x->grad && !tensor_grad_overwrite(x);
+    /* dgx_t, the GRU's dgh_t, and the gradient of a state0 that has none:
+     * see scratch_row */
+    float *dgx = scratch_row(2 * gates + state_size);
+    float *dgh = cell == SEQ2SEQ_LSTM ? dgx : dgx + gates, *dstate_scratch = dgx + 2 * gates;
     for (int t = S - 1; t >= 0; t--) {
         const float *prev = t == 0 ? state0->data : entry->out->data + (t - 1) * state_size;
         float *dprev = t > 0 ? entry->out->grad + (t - 1) * state_size
-                             : state0->grad ? state0->grad : scratch + 2 * gates;
+                             : state0->grad ? state0->grad : dstate_scratch;
         const float *dy = entry->out->grad + t * state_size;                     /* (P, B, H) */
         const float *saved = layer->saved + (size_t)t * B * saved_per_row(cell, H);
         const int *active_t = layer->active ? layer->active + (size_t)t * B : NULL;
-        float *dgx = write_gx ? gx_all->grad + t * gates : scratch;              /* (B, G*H) */
-        float *dgh = cell == SEQ2SEQ_LSTM ? dgx : scratch + gates;               /* (B, G*H) */
         if (cell == SEQ2SEQ_LSTM) lstm_rows_backward(B, H, dy, saved, prev, active_t, dgx, dprev);
         else gru_rows_backward(B, H, dy, saved, prev, active_t, dgx, dgh, dprev);
-        if (gx_all->grad && !write_gx)
-            for (size_t i = 0; i < gates; i++) gx_all->grad[t * gates + i] += dgx[i];
-        if (t > 0 || state0->grad) { /* dh_{t-1} += dgh_t W_hh */
-            MatmulSpec spec = {.batch = 1, .M = B, .N = H, .K = G * H, .A = dgh, .lda = G * H,
-                               .B = weight->data, .ldb = H, .C = dprev, .ldc = H,
-                               .accumulate = true, .packed_b = packed_for_dh};
-            matmul(&spec);
-        }
-        if (weight->grad) { /* dW_hh += dgh_t^T h_{t-1} */
-            MatmulSpec spec = {.batch = 1, .M = G * H, .N = H, .K = B, .A = dgh, .lda = G * H,
-                               .transpose_a = true, .B = prev, .ldb = H, .C = weight->grad,
-                               .ldc = H, .accumulate = true};
-            matmul(&spec);
-        }
-        if (layer->bias && layer->bias->grad) /* db_hh += the rows of dgh_t */
-            for (int b = 0; b < B; b++)
-                for (int k = 0; k < G * H; k++) layer->bias->grad[k] += dgh[(size_t)b * G * H + k];
+        /* through W_hh to h_{t-1} (nowhere when t = 0 and state0 has no gradient) */
+        product_with_weight_backward(B, G * H, H, dgh, prev, hidden_gates->weight, layer->packed_hh,
+                                     hidden_gates->bias, t > 0 || state0->grad ? dprev : NULL, true);
+        /* through W_ih to x_t */
+        product_with_weight_backward(B, G * H, In, dgx, x->data + (size_t)t * B * In,
+                                     input_gates->weight, layer->packed_ih, input_gates->bias,
+                                     x->grad ? x->grad + (size_t)t * B * In : NULL, add_to_dx);
     }
 }
 

@@ -157,21 +157,17 @@ static Tensor *layer_outputs(Graph *g, Tensor *states) {
 
 /* Layers 0..L-1 over a whole sequence whose inputs are known in advance:
  * x (S*B, In) the inputs of layer 0, initial[l] (P, B, H) the state each
- * layer starts from.  Each layer is two ops: the input projections
- * W_ih x_t + b_ih of all S steps as one (S*B, In) @ (In, G*H) matmul, then
- * the recurrence (seq2seq_recurrent_layer).  Returns the top layer's states
- * (S, P, B, H); final[l] (P, B, H) receives each layer's state after step
- * S-1, which for a padded row is the state after its last real token. */
+ * layer starts from; each layer is one op, seq2seq_recurrent_layer.
+ * Returns the top layer's states (S, P, B, H); final[l] (P, B, H) receives
+ * each layer's state after step S-1, which for a padded row is the state
+ * after its last real token. */
 static Tensor *run_layers(Graph *g, const Seq2seqModel *m, const Seq2seqRecurrentLayer *layers,
                           Tensor *x, Tensor *const *initial, const int *active, Tensor **final) {
     const Seq2seqConfig *c = &m->config;
     Tensor *states = NULL; /* (S, P, B, H) */
     for (int l = 0; l < c->layers; l++) {
-        if (l > 0) x = layer_outputs(g, states);                         /* (S*B, H) */
-        Tensor *gx_all = linear_forward(g, &layers[l].input_gates, x);   /* (S*B, G*H) */
-        states = seq2seq_recurrent_layer(g, c->cell, gx_all, initial[l],
-                                         layers[l].hidden_gates.weight,
-                                         layers[l].hidden_gates.bias, active);
+        if (l > 0) x = layer_outputs(g, states); /* (S*B, H) */
+        states = seq2seq_recurrent_layer(g, c->cell, &layers[l], x, initial[l], active);
         if (final) {
             int S = states->shape[0];
             final[l] = tensor_reshape(g, tensor_rows(g, states, S - 1, 1), 3,

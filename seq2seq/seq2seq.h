@@ -66,17 +66,24 @@ Tensor *seq2seq_gru_step(Graph *g, Tensor *gx, Tensor *gh, Tensor *state, const 
  * state (2, B, H) holds [h, c]; the result is the new [h', c'] (2, B, H). */
 Tensor *seq2seq_lstm_step(Graph *g, Tensor *gx, Tensor *gh, Tensor *state, const int *active,
                           Tensor *out);
+/* One recurrent layer's parameters: torch.nn.GRU/LSTM's weight_ih_l<k>,
+ * bias_ih_l<k>, weight_hh_l<k>, bias_hh_l<k>. */
+typedef struct {
+    Linear input_gates;  /* weight (G*H, In), bias (G*H) */
+    Linear hidden_gates; /* weight (G*H, H),  bias (G*H) */
+} Seq2seqRecurrentLayer;
+
 /* A whole recurrent layer over a sequence whose inputs are all known in
  * advance (the encoder; the decoder under full teacher forcing), in one op
- * whose backward is backpropagation through time:
- *   gh_t = W_hh h_{t-1} + b_hh,  state_t = cell(gx_t, gh_t, state_{t-1}),  t = 0..S-1
- * cell SEQ2SEQ_GRU or SEQ2SEQ_LSTM (the equations above); gx_all (S*B, G*H)
- * = W_ih x_t + b_ih of every step, state0 (P, B, H), weight W_hh (G*H, H),
- * bias b_hh (G*H) or NULL, active (S, B) or NULL (padded rows keep their
- * state).  Returns every state_t, (S, P, B, H): the same values as S calls
- * of the step op. */
-Tensor *seq2seq_recurrent_layer(Graph *g, int cell, Tensor *gx_all, Tensor *state0,
-                                Tensor *weight, Tensor *bias, const int *active);
+ * whose backward is backpropagation through time, like torch.nn.GRU/LSTM:
+ *   gx_t = W_ih x_t + b_ih,  gh_t = W_hh h_{t-1} + b_hh,
+ *   state_t = cell(gx_t, gh_t, state_{t-1}),  t = 0..S-1
+ * cell SEQ2SEQ_GRU or SEQ2SEQ_LSTM (the equations above); x (S*B, In) the
+ * inputs of every step, time-major; state0 (P, B, H); active (S, B) or
+ * NULL (padded rows keep their state).  Returns every state_t,
+ * (S, P, B, H): the same values as S calls of the step op. */
+Tensor *seq2seq_recurrent_layer(Graph *g, int cell, const Seq2seqRecurrentLayer *weights,
+                                Tensor *x, Tensor *state0, const int *active);
 /* Bahdanau's additive score: keys (B, S, A) = U h_j, query (B, A) = W s,
  * v (A):  scores[b, j] = v . tanh(keys[b, j] + query[b])  -> (B, S). */
 Tensor *seq2seq_additive_scores(Graph *g, Tensor *keys, Tensor *query, Tensor *v);
@@ -109,13 +116,6 @@ typedef struct {
     int source_vocab; /* Vs                                           */
     int target_vocab; /* Vt                                           */
 } Seq2seqConfig;
-
-/* One recurrent layer: torch.nn.GRU/LSTM's weight_ih_l<k>, weight_hh_l<k>,
- * bias_ih_l<k>, bias_hh_l<k>. */
-typedef struct {
-    Linear input_gates;  /* weight (G*H, In), bias (G*H) */
-    Linear hidden_gates; /* weight (G*H, H),  bias (G*H) */
-} Seq2seqRecurrentLayer;
 
 typedef struct {
     Seq2seqConfig config;

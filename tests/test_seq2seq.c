@@ -218,7 +218,7 @@ END_TEST
 
 /* ---- The whole-sequence layer against the steps it stands for -------------------- */
 
-enum { LAYER_S = 4, LAYER_B = 6, LAYER_H = 5 };
+enum { LAYER_S = 4, LAYER_B = 6, LAYER_H = 5, LAYER_IN = 3, LAYER_INPUTS = 6 };
 /* Row b is real for its first LAYER_LENGTHS[b] steps, then padding. */
 static const int LAYER_LENGTHS[LAYER_B] = {4, 1, 2, 4, 3, 1};
 
@@ -227,16 +227,17 @@ static void layer_active(int *active) { /* (S, B) */
         for (int b = 0; b < LAYER_B; b++) active[t * LAYER_B + b] = t < LAYER_LENGTHS[b];
 }
 
-/* inputs: gx_all (S*B, G*H), state0 (P, B, H), W_hh (G*H, H), b_hh (G*H);
- * context: the cell.  -> (S, P, B, H) */
+/* inputs: x (S*B, In), state0 (P, B, H), W_ih (G*H, In), b_ih (G*H),
+ * W_hh (G*H, H), b_hh (G*H); context: the cell.  -> (S, P, B, H) */
 static Tensor *layer_forward(Graph *g, Tensor *const *in, void *context) {
     int active[LAYER_S * LAYER_B];
     layer_active(active);
-    return seq2seq_recurrent_layer(g, *(const int *)context, in[0], in[1], in[2], in[3], active);
+    Seq2seqRecurrentLayer weights = {{in[2], in[3]}, {in[4], in[5]}};
+    return seq2seq_recurrent_layer(g, *(const int *)context, &weights, in[0], in[1], active);
 }
 
-/* The same recurrence as S step ops, gh_t by op_linear, the states stacked
- * by copy_into: how the decoder runs step by step. */
+/* The same recurrence as S step ops, gx_t and gh_t by op_linear, the
+ * states stacked by copy_into: how the decoder runs step by step. */
 static Tensor *steps_forward(Graph *g, Tensor *const *in, void *context) {
     int cell = *(const int *)context, P = cell == SEQ2SEQ_LSTM ? 2 : 1;
     int active[LAYER_S * LAYER_B];
@@ -244,8 +245,8 @@ static Tensor *steps_forward(Graph *g, Tensor *const *in, void *context) {
     Tensor *states = tensor_empty(g, 4, (const int[]){LAYER_S, P, LAYER_B, LAYER_H}, true, "steps");
     Tensor *state = in[1]; /* (P, B, H) */
     for (int t = 0; t < LAYER_S; t++) {
-        Tensor *gh = op_linear(g, tensor_rows(g, state, 0, 1), in[2], in[3]); /* (1, B, G*H) */
-        Tensor *gx = tensor_rows(g, in[0], t * LAYER_B, LAYER_B);              /* (B, G*H) */
+        Tensor *gx = op_linear(g, tensor_rows(g, in[0], t * LAYER_B, LAYER_B), in[2], in[3]); /* (B, G*H) */
+        Tensor *gh = op_linear(g, tensor_rows(g, state, 0, 1), in[4], in[5]); /* (1, B, G*H) */
         const int *active_t = active + t * LAYER_B;
         state = cell == SEQ2SEQ_LSTM ? seq2seq_lstm_step(g, gx, gh, state, active_t, NULL)
                                      : seq2seq_gru_step(g, gx, gh, state, active_t, NULL);
@@ -256,26 +257,28 @@ static Tensor *steps_forward(Graph *g, Tensor *const *in, void *context) {
 
 static void layer_inputs(int cell, Tensor **in, Rng *rng) {
     int P = cell == SEQ2SEQ_LSTM ? 2 : 1, GH = (cell == SEQ2SEQ_LSTM ? 4 : 3) * LAYER_H;
-    in[0] = gradcheck_random_of("gx_all", 1.0f, rng, 2, LAYER_S * LAYER_B, GH);
+    in[0] = gradcheck_random_of("x", 1.0f, rng, 2, LAYER_S * LAYER_B, LAYER_IN);
     in[1] = gradcheck_random_of("state0", 1.0f, rng, 3, P, LAYER_B, LAYER_H);
-    in[2] = gradcheck_random_of("weight_hh", 0.5f, rng, 2, GH, LAYER_H);
-    in[3] = gradcheck_random_of("bias_hh", 0.5f, rng, 1, GH);
+    in[2] = gradcheck_random_of("weight_ih", 0.5f, rng, 2, GH, LAYER_IN);
+    in[3] = gradcheck_random_of("bias_ih", 0.5f, rng, 1, GH);
+    in[4] = gradcheck_random_of("weight_hh", 0.5f, rng, 2, GH, LAYER_H);
+    in[5] = gradcheck_random_of("bias_hh", 0.5f, rng, 1, GH);
 }
 
 /* forward, then backward of sum(out * weights); values (S*P*B*H) and the
- * gradients of the four inputs, one after the other, into results. */
+ * gradients of the inputs, one after the other, into results. */
 static void layer_run(GradcheckForward forward, int cell, Tensor **in, const float *weights,
                       float *results) {
     Graph g;
     graph_init(&g, 1 << 20, 256);
-    for (int k = 0; k < 4; k++) memset(in[k]->grad, 0, (size_t)in[k]->numel * sizeof(float));
+    for (int k = 0; k < LAYER_INPUTS; k++) memset(in[k]->grad, 0, (size_t)in[k]->numel * sizeof(float));
     Tensor *out = forward(&g, in, &cell);
     Tensor *w = tensor_new(&g, out->ndim, out->shape, false);
     memcpy(w->data, weights, (size_t)out->numel * sizeof(float));
     graph_backward(&g, op_sum(&g, op_mul(&g, out, w)));
     memcpy(results, out->data, (size_t)out->numel * sizeof(float));
     results += out->numel;
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < LAYER_INPUTS; k++) {
         memcpy(results, in[k]->grad, (size_t)in[k]->numel * sizeof(float));
         results += in[k]->numel;
     }
@@ -284,16 +287,16 @@ static void layer_run(GradcheckForward forward, int cell, Tensor **in, const flo
 
 /* seq2seq_recurrent_layer computes what S step ops compute, values and
  * gradients (padding included), and its backward agrees with finite
- * differences; gx_all here already holds a gradient, so backward adds to it
+ * differences; x here already holds a gradient, so backward adds to it
  * (inside the model it is written: the model gradient checks cover that). */
 START_TEST(test_recurrent_layer_matches_steps) {
     int cell = _i;
     Rng rng;
     rng_seed(&rng, 40 + (uint64_t)cell, 0);
-    Tensor *in[4];
+    Tensor *in[LAYER_INPUTS];
     layer_inputs(cell, in, &rng);
     int P = cell == SEQ2SEQ_LSTM ? 2 : 1, count = LAYER_S * P * LAYER_B * LAYER_H;
-    for (int k = 0; k < 4; k++) count += in[k]->numel;
+    for (int k = 0; k < LAYER_INPUTS; k++) count += in[k]->numel;
     float *weights = malloc((size_t)LAYER_S * P * LAYER_B * LAYER_H * sizeof(float));
     for (int i = 0; i < LAYER_S * P * LAYER_B * LAYER_H; i++) weights[i] = rng_normal(&rng);
     float *layer = malloc((size_t)count * sizeof(float)), *steps = malloc((size_t)count * sizeof(float));
@@ -303,8 +306,9 @@ START_TEST(test_recurrent_layer_matches_steps) {
         ck_assert_msg(fabsf(layer[i] - steps[i]) <= 1e-5f * (1.0f + fabsf(steps[i])),
                       "%s: value %d of %d: layer %g, steps %g", CELL_NAMES[cell], i, count,
                       (double)layer[i], (double)steps[i]);
-    ck_assert_int_eq(gradcheck_tensor(CELL_NAMES[cell], layer_forward, &cell, in, 4, GRADCHECK_DEFAULT), 0);
-    for (int k = 0; k < 4; k++) tensor_free(in[k]);
+    ck_assert_int_eq(gradcheck_tensor(CELL_NAMES[cell], layer_forward, &cell, in, LAYER_INPUTS,
+                                      GRADCHECK_DEFAULT), 0);
+    for (int k = 0; k < LAYER_INPUTS; k++) tensor_free(in[k]);
     free(weights), free(layer), free(steps);
 }
 END_TEST
