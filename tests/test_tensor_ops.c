@@ -956,18 +956,24 @@ static Tensor *forward_gradients_written_late(Graph *g, Tensor *const *in, void 
                      tensor_reshape(g, tail, 2, (int[]){2, 6})); /* (2, 18) */
 }
 
-START_TEST(test_gradients_written_late_or_never) {
+/* A graph whose arena is full of NaN: a gradient read before it is
+ * written turns the results into NaN.  Also the inputs x (4, 6) and w
+ * (6, 6) of the two tests below. */
+static void nan_arena_graph(Graph *g, uint64_t seed, Tensor **inputs) {
     Rng rng;
-    rng_seed(&rng, 22, 0);
-    Tensor *inputs[2] = {gradcheck_random_of("x", 1.0f, &rng, 2, 4, 6),
-                         gradcheck_random_of("w", 0.5f, &rng, 2, 6, 6)};
-    /* An arena full of NaN first: a gradient read before it is written
-     * would turn the results into NaN. */
-    Graph g;
-    graph_init(&g, TEST_ARENA_BYTES, TEST_TAPE);
-    Tensor *junk = tensor_new(&g, 1, (const int[]){TEST_ARENA_BYTES / 16}, true);
+    rng_seed(&rng, seed, 0);
+    inputs[0] = gradcheck_random_of("x", 1.0f, &rng, 2, 4, 6);
+    inputs[1] = gradcheck_random_of("w", 0.5f, &rng, 2, 6, 6);
+    graph_init(g, TEST_ARENA_BYTES, TEST_TAPE);
+    Tensor *junk = tensor_new(g, 1, (const int[]){TEST_ARENA_BYTES / 16}, true);
     for (int i = 0; i < junk->numel; i++) junk->data[i] = junk->grad[i] = NAN;
-    graph_reset(&g);
+    graph_reset(g);
+}
+
+START_TEST(test_gradients_written_late_or_never) {
+    Graph g;
+    Tensor *inputs[2];
+    nan_arena_graph(&g, 22, inputs);
     Tensor *out = forward_gradients_written_late(&g, inputs, NULL);
     graph_backward(&g, op_sum(&g, out));
     for (int i = 0; i < g.tape_length; i++) {
@@ -1008,15 +1014,9 @@ static Tensor *forward_part_of_a_view(Graph *g, Tensor *const *in, void *context
 }
 
 START_TEST(test_views_zero_their_base_when_reached) {
-    Rng rng;
-    rng_seed(&rng, 23, 0);
-    Tensor *inputs[2] = {gradcheck_random_of("x", 1.0f, &rng, 2, 4, 6),
-                         gradcheck_random_of("w", 0.5f, &rng, 2, 6, 6)};
     Graph g;
-    graph_init(&g, TEST_ARENA_BYTES, TEST_TAPE);
-    Tensor *junk = tensor_new(&g, 1, (const int[]){TEST_ARENA_BYTES / 16}, true);
-    for (int i = 0; i < junk->numel; i++) junk->data[i] = junk->grad[i] = NAN;
-    graph_reset(&g);
+    Tensor *inputs[2];
+    nan_arena_graph(&g, 23, inputs);
     bool lazy = false;
     Tensor *out = forward_part_of_a_view(&g, inputs, &lazy);
     ck_assert_msg(lazy, "making a view (or tensor_empty) zeroed a gradient in the forward");
