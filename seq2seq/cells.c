@@ -59,17 +59,6 @@ static inline float tanh_approx(float x) {
 float seq2seq_sigmoid(float x) { return sigmoid(x); }
 float seq2seq_tanh(float x) { return tanh_approx(x); }
 
-/* The op's result: the caller's view when given (checked), else a new tensor. */
-static Tensor *step_output(Graph *g, Tensor *out, const Tensor *state, bool grad,
-                           const char *name) {
-    if (out == NULL) /* not zeroed: the step writes every element */
-        return tensor_empty(g, state->ndim, state->shape, grad, name);
-    tensor_check_shapes(out->numel == state->numel, name, out, state,
-                        "the output view must have the state's size");
-    if (grad && out->grad == NULL) fatal("%s: the output view has no gradient", name);
-    return out;
-}
-
 /* Backward writes the gradients of gx, gh and the state in one vectorized
  * loop per row, which must not test for a missing gradient at every
  * element.  An input without a gradient (the zero initial state) writes
@@ -161,14 +150,14 @@ static void gru_rows_forward(int B, int H, const float *gx, const float *gh, con
  *   z  = sigmoid(gx_z + gh_z)
  *   n  = tanh(gx_n + r * gh_n)        (b_hn sits inside r * (...), as in torch)
  *   h' = (1 - z) * n + z * h                                                   */
-Tensor *seq2seq_gru_step(Graph *g, Tensor *gx, Tensor *gh, Tensor *state, const int *active,
-                         Tensor *out) {
+Tensor *seq2seq_gru_step(Graph *g, Tensor *gx, Tensor *gh, Tensor *state, const int *active) {
     int B = state->shape[state->ndim - 2], H = state->shape[state->ndim - 1];
     tensor_check_shapes(gx->numel == B * 3 * H, "gru_step", gx, state, "gx must be (B, 3H)");
     tensor_check_shapes(gh->numel == B * 3 * H, "gru_step", gh, state, "gh must be (B, 3H)");
     tensor_check_shapes(state->numel == B * H, "gru_step", state, NULL, "state must be (1, B, H)");
     bool grad = graph_needs_grad(g, gx, gh, state);
-    out = step_output(g, out, state, grad, "gru_step");
+    /* (1, B, H) h', not zeroed: every row is written below */
+    Tensor *out = tensor_empty(g, state->ndim, state->shape, grad, "gru_step");
     /* (B, 4H) r, z, n and gh_n, saved for backward */
     float *saved = arena_alloc(&g->arena, (size_t)B * GRU_SAVED * H * sizeof(float));
     gru_rows_forward(B, H, gx->data, gh->data, state->data, active, out->data, saved);
@@ -293,15 +282,15 @@ static void lstm_rows_forward(int B, int H, const float *gx, const float *gh, co
  *   c' = f * c + i * g
  *   h' = o * tanh(c')
  * state and result are (2, B, H): part 0 is h, part 1 is c. */
-Tensor *seq2seq_lstm_step(Graph *g, Tensor *gx, Tensor *gh, Tensor *state, const int *active,
-                          Tensor *out) {
+Tensor *seq2seq_lstm_step(Graph *g, Tensor *gx, Tensor *gh, Tensor *state, const int *active) {
     int B = state->shape[state->ndim - 2], H = state->shape[state->ndim - 1];
     tensor_check_shapes(state->numel == 2 * B * H, "lstm_step", state, NULL,
                         "state must be (2, B, H): h then c");
     tensor_check_shapes(gx->numel == B * 4 * H, "lstm_step", gx, state, "gx must be (B, 4H)");
     tensor_check_shapes(gh->numel == B * 4 * H, "lstm_step", gh, state, "gh must be (B, 4H)");
     bool grad = graph_needs_grad(g, gx, gh, state);
-    out = step_output(g, out, state, grad, "lstm_step");
+    /* (2, B, H) [h', c'], not zeroed: every row is written below */
+    Tensor *out = tensor_empty(g, state->ndim, state->shape, grad, "lstm_step");
     /* (B, 5H) i, f, g, o and tanh(c'), saved for backward */
     float *saved_all = arena_alloc(&g->arena, (size_t)B * 5 * H * sizeof(float));
     lstm_rows_forward(B, H, gx->data, gh->data, state->data, active, out->data, saved_all);

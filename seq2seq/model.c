@@ -132,14 +132,13 @@ static Tensor *state_hidden(Graph *g, Tensor *state) {
 }
 
 /* gx (B, G*H) already holds W_ih x + b_ih; this adds the hidden-to-hidden
- * product and applies the cell.  out: NULL or a (P, B, H) view to fill. */
+ * product and applies the cell: the new state (P, B, H). */
 static Tensor *recurrent_step(Graph *g, const Seq2seqModel *m, const Seq2seqRecurrentLayer *r,
-                              const float *packed_w_hh, Tensor *gx, Tensor *state,
-                              const int *active, Tensor *out) {
+                              const float *packed_w_hh, Tensor *gx, Tensor *state) {
     Tensor *gh = op_linear_packed(g, state_hidden(g, state), r->hidden_gates.weight, packed_w_hh,
                                   r->hidden_gates.bias); /* (1, B, G*H) */
-    return m->config.cell == SEQ2SEQ_LSTM ? seq2seq_lstm_step(g, gx, gh, state, active, out)
-                                          : seq2seq_gru_step(g, gx, gh, state, active, out);
+    return m->config.cell == SEQ2SEQ_LSTM ? seq2seq_lstm_step(g, gx, gh, state, NULL)
+                                          : seq2seq_gru_step(g, gx, gh, state, NULL);
 }
 
 /* ======================================================================== */
@@ -271,7 +270,7 @@ static Tensor *decoder_step(Graph *g, const Seq2seqModel *m, const Seq2seqEncode
         Tensor *gx = l == 0 && input_gates ? input_gates
                                            : linear_forward(g, &m->decoder[l].input_gates, x);
         st->state[l] = recurrent_step(g, m, &m->decoder[l], packed_w_hh ? packed_w_hh[l] : NULL,
-                                      gx, st->state[l], NULL, NULL);
+                                      gx, st->state[l]);
         x = tensor_reshape(g, state_hidden(g, st->state[l]), 2, (int[]){B, H}); /* s_t (B, H) */
     }
     if (c->attention == SEQ2SEQ_BAHDANAU) return op_concat(g, x, context); /* [s_t; c_t] (B, 2H) */

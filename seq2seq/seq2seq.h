@@ -54,18 +54,15 @@ enum { SEQ2SEQ_IGNORE = -1 };
  *   gx = W_ih x + b_ih  (B, 3H)      gh = W_hh h + b_hh  (B, 3H)
  *   r  = sigmoid(gx_r + gh_r)        z = sigmoid(gx_z + gh_z)
  *   n  = tanh(gx_n + r * gh_n)       h' = (1 - z) * n + z * h
- * state (1, B, H) holds h.  Rows b with active[b] == 0 (padding) keep h.
- * `out` is NULL (a new (1, B, H) tensor) or a (1, B, H) view to write to.
- * active (B) may be NULL (every row active). */
-Tensor *seq2seq_gru_step(Graph *g, Tensor *gx, Tensor *gh, Tensor *state, const int *active,
-                         Tensor *out);
+ * state (1, B, H) holds h; returns h' (1, B, H).  Rows b with active[b] == 0
+ * (padding) keep h.  active (B) may be NULL (every row active). */
+Tensor *seq2seq_gru_step(Graph *g, Tensor *gx, Tensor *gh, Tensor *state, const int *active);
 /* One LSTM step, torch.nn.LSTM's equations (gate order i, f, g, o):
  *   gates = W_ih x + b_ih + W_hh h + b_hh = gx + gh  (B, 4H)
  *   i, f, o = sigmoid(...), g = tanh(...)
  *   c' = f * c + i * g       h' = o * tanh(c')
  * state (2, B, H) holds [h, c]; the result is the new [h', c'] (2, B, H). */
-Tensor *seq2seq_lstm_step(Graph *g, Tensor *gx, Tensor *gh, Tensor *state, const int *active,
-                          Tensor *out);
+Tensor *seq2seq_lstm_step(Graph *g, Tensor *gx, Tensor *gh, Tensor *state, const int *active);
 /* One recurrent layer's parameters: torch.nn.GRU/LSTM's weight_ih_l<k>,
  * bias_ih_l<k>, weight_hh_l<k>, bias_hh_l<k>. */
 typedef struct {

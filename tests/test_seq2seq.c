@@ -102,7 +102,7 @@ START_TEST(test_gru_step_matches_gru_cell) {
     Tensor *expected = gru_cell_forward(&g, &cell, x, tensor_reshape(&g, h, 2, (int[]){B, H}));
     Tensor *gx = linear_forward(&g, &cell.input_gates, x), *gh = linear_forward(&g, &cell.hidden_gates, h);
     int active[B] = {1, 0, 1};
-    Tensor *got = seq2seq_gru_step(&g, gx, gh, h, active, NULL);
+    Tensor *got = seq2seq_gru_step(&g, gx, gh, h, active);
     for (int b = 0; b < B; b++)
         for (int j = 0; j < H; j++) {
             float want = active[b] ? expected->data[b * H + j] : h->data[b * H + j];
@@ -133,7 +133,7 @@ START_TEST(test_lstm_step_matches_lstm_cell) {
     Tensor *h_want, *c_want;
     lstm_cell_forward(&g, &cell, x, h, c, &h_want, &c_want);
     Tensor *gx = linear_forward(&g, &cell.input_gates, x), *gh = linear_forward(&g, &cell.hidden_gates, h);
-    Tensor *got = seq2seq_lstm_step(&g, gx, gh, state, NULL, NULL);
+    Tensor *got = seq2seq_lstm_step(&g, gx, gh, state, NULL);
     for (int i = 0; i < B * H; i++) {
         ck_assert_msg(fabsf(got->data[i] - h_want->data[i]) < 1e-6f, "h %d", i);
         ck_assert_msg(fabsf(got->data[B * H + i] - c_want->data[i]) < 1e-6f, "c %d", i);
@@ -149,12 +149,12 @@ static const int MIXED_ACTIVE[3] = {1, 0, 1}; /* row 1 is padding */
 
 static Tensor *gru_step_forward(Graph *g, Tensor *const *in, void *context) {
     (void)context;
-    return seq2seq_gru_step(g, in[0], in[1], in[2], MIXED_ACTIVE, NULL);
+    return seq2seq_gru_step(g, in[0], in[1], in[2], MIXED_ACTIVE);
 }
 
 static Tensor *lstm_step_forward(Graph *g, Tensor *const *in, void *context) {
     (void)context;
-    return seq2seq_lstm_step(g, in[0], in[1], in[2], MIXED_ACTIVE, NULL);
+    return seq2seq_lstm_step(g, in[0], in[1], in[2], MIXED_ACTIVE);
 }
 
 static Tensor *additive_forward(Graph *g, Tensor *const *in, void *context) {
@@ -248,8 +248,8 @@ static Tensor *steps_forward(Graph *g, Tensor *const *in, void *context) {
         Tensor *gx = op_linear(g, tensor_rows(g, in[0], t * LAYER_B, LAYER_B), in[2], in[3]); /* (B, G*H) */
         Tensor *gh = op_linear(g, tensor_rows(g, state, 0, 1), in[4], in[5]); /* (1, B, G*H) */
         const int *active_t = active + t * LAYER_B;
-        state = cell == SEQ2SEQ_LSTM ? seq2seq_lstm_step(g, gx, gh, state, active_t, NULL)
-                                     : seq2seq_gru_step(g, gx, gh, state, active_t, NULL);
+        state = cell == SEQ2SEQ_LSTM ? seq2seq_lstm_step(g, gx, gh, state, active_t)
+                                     : seq2seq_gru_step(g, gx, gh, state, active_t);
         seq2seq_copy_into(g, state, tensor_rows(g, states, t, 1));
     }
     return states;

@@ -23,7 +23,7 @@ static void seeded_step_inputs(uint64_t seed, Tensor **in) {
 
 static Tensor *gru_step(Graph *g, Tensor *const *in, void *context) {
     (void)context;
-    return seq2seq_gru_step(g, in[0], in[1], in[2], NULL, NULL);
+    return seq2seq_gru_step(g, in[0], in[1], in[2], NULL);
 }
 
 static void free_inputs(Tensor **in) {
