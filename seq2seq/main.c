@@ -295,9 +295,11 @@ static int command_eval(Seq2seqSettings *s) {
         float *accuracy = xmalloc((size_t)(high - low + 1) * sizeof(float));
         Rng rng;
         rng_seed(&rng, (uint64_t)s->common.seed, 5);
-        seq2seq_length_accuracy(&g, &loaded.model, &data, low, high, s->eval_per_length, &rng, accuracy);
-        printf("source length  exact match (greedy, %d examples each; trained on %d..%d)\n",
-               s->eval_per_length, s->min_length, s->max_length);
+        seq2seq_length_accuracy(&g, &loaded.model, &data, low, high, s->eval_per_length, s->beam,
+                                s->length_penalty, &rng, accuracy);
+        printf("source length  exact match (%s, %d examples each; trained on %d..%d)\n",
+               s->beam > 1 ? "beam search, as above" : "greedy", s->eval_per_length, s->min_length,
+               s->max_length);
         for (int length = low; length <= high; length++)
             if (accuracy[length - low] >= 0) printf("%13d  %.3f\n", length, (double)accuracy[length - low]);
         free(accuracy);
@@ -450,7 +452,8 @@ static int command_plot(Seq2seqSettings *s) {
         accuracy[r] = xmalloc((size_t)(high - low + 1) * sizeof(float));
         Rng rng; /* the same examples for every run */
         rng_seed(&rng, (uint64_t)s->common.seed, 5);
-        seq2seq_length_accuracy(&g, &loaded.model, &data, low, high, s->eval_per_length, &rng, accuracy[r]);
+        seq2seq_length_accuracy(&g, &loaded.model, &data, low, high, s->eval_per_length, 1, 0.0f,
+                                &rng, accuracy[r]); /* greedy, as the chart of train */
         snprintf(names[r], sizeof names[r], "%s, %s", attention_label(loaded.model.config.attention),
                  seq2seq_cell_name(loaded.model.config.cell));
         labels[r] = names[r];

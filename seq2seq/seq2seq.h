@@ -368,10 +368,12 @@ Seq2seqScores seq2seq_evaluate(Graph *g, const Seq2seqModel *m, const Seq2seqDat
                                int batch_size, int beam, float length_penalty);
 
 /* Exact-match accuracy at each source length low..high (count examples each,
- * drawn from rng); accuracy[i] for length low + i, -1 where the task has no
- * example of that length. */
+ * drawn from rng, decoded by beam search of this width: 1 is greedy);
+ * accuracy[i] for length low + i, -1 where the task has no example of that
+ * length. */
 void seq2seq_length_accuracy(Graph *g, const Seq2seqModel *m, const Seq2seqData *d, int low,
-                             int high, int count, Rng *rng, float *accuracy);
+                             int high, int count, int beam, float length_penalty, Rng *rng,
+                             float *accuracy);
 
 /* Writes model, optimizer (may be NULL) and metadata (config, vocabularies,
  * `extra`) atomically. */

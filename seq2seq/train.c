@@ -360,12 +360,13 @@ int seq2seq_length_examples(const Seq2seqData *d, int length, int count, Rng *rn
 }
 
 void seq2seq_length_accuracy(Graph *g, const Seq2seqModel *m, const Seq2seqData *d, int low,
-                             int high, int count, Rng *rng, float *accuracy) {
+                             int high, int count, int beam, float length_penalty, Rng *rng,
+                             float *accuracy) {
     for (int length = low; length <= high; length++) {
         Seq2seqDataset set = {0};
         seq2seq_length_examples(d, length, count, rng, &set);
         accuracy[length - low] =
-            set.count ? (float)seq2seq_evaluate(g, m, &set, 256, 1, 0.0f).exact_match : -1.0f;
+            set.count ? (float)seq2seq_evaluate(g, m, &set, 256, beam, length_penalty).exact_match : -1.0f;
         seq2seq_dataset_free(&set);
     }
 }
@@ -712,7 +713,7 @@ static void plot_run(Graph *g, const Seq2seqModel *m, const Seq2seqSettings *s,
         float *accuracy = xmalloc((size_t)(high - low + 1) * sizeof(float));
         Rng rng;
         rng_seed(&rng, (uint64_t)s->common.seed, 5);
-        seq2seq_length_accuracy(g, m, d, low, high, s->eval_per_length, &rng, accuracy);
+        seq2seq_length_accuracy(g, m, d, low, high, s->eval_per_length, 1, 0.0f, &rng, accuracy);
         char name[64];
         snprintf(name, sizeof name, "%s attention, %s", seq2seq_attention_name(m->config.attention),
                  seq2seq_cell_name(m->config.cell));

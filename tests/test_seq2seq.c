@@ -545,6 +545,70 @@ START_TEST(test_overfits_a_tiny_set) {
 }
 END_TEST
 
+/* eval --beam K draws its per-length table with the beam too: for a
+ * half-trained model, seq2seq_length_accuracy of width 3 is, length by
+ * length, the exact match of beam search on those very examples; and it
+ * differs from greedy's at some length, or this check could not tell. */
+START_TEST(test_length_accuracy_decodes_with_the_beam) {
+    enum { LOW = 1, HIGH = 7, PER_LENGTH = 30 };
+    Seq2seqSettings s;
+    memset(&s, 0, sizeof s);
+    s.common.task = "reverse", s.common.seed = 5;
+    s.min_length = 1, s.max_length = 6, s.symbols = 6, s.val_size = 10;
+    Seq2seqData d;
+    Error err;
+    ck_assert_msg(seq2seq_data_build(&s, &d, &err), "%s", err.message);
+    Seq2seqModel m;
+    Seq2seqConfig c = {SEQ2SEQ_GRU, SEQ2SEQ_NO_ATTENTION, 1, 8, 24, d.vocabs.source.size,
+                       d.vocabs.target.size};
+    Rng rng;
+    rng_seed(&rng, 6, 1);
+    seq2seq_model_build(&m, &c, &rng);
+    enum { B = 32 };
+    Seq2seqPair pairs[B];
+    int ids[B][2][16];
+    for (int b = 0; b < B; b++) pairs[b].source = ids[b][0], pairs[b].target = ids[b][1];
+    Seq2seqBatch batch;
+    seq2seq_batch_init(&batch, B, d.max_source, d.max_target);
+    Optimizer opt;
+    optimizer_init(&opt, OPTIMIZER_ADAM, &m.params);
+    Graph g;
+    graph_init(&g, 1 << 20, 1024);
+    for (int step = 0; step < 150; step++) { /* partly trained: beam and greedy still disagree */
+        for (int b = 0; b < B; b++) seq2seq_data_sample(&d, &rng, &pairs[b]);
+        seq2seq_batch_fill(&batch, pairs, NULL, B);
+        graph_reset(&g);
+        params_zero_grad(&m.params);
+        Seq2seqOutput out = seq2seq_forward(&g, &m, &batch, 1.0f, NULL);
+        graph_backward(&g, out.loss);
+        optimizer_step(&opt, &m.params, 1e-2f);
+    }
+    float greedy[HIGH - LOW + 1], beam[HIGH - LOW + 1];
+    Rng chart;
+    rng_seed(&chart, 7, 5);
+    seq2seq_length_accuracy(&g, &m, &d, LOW, HIGH, PER_LENGTH, 1, 1.0f, &chart, greedy);
+    rng_seed(&chart, 7, 5);
+    seq2seq_length_accuracy(&g, &m, &d, LOW, HIGH, PER_LENGTH, 3, 1.0f, &chart, beam);
+    rng_seed(&chart, 7, 5);
+    bool differ = false;
+    for (int length = LOW; length <= HIGH; length++) {
+        Seq2seqDataset set = {0};
+        seq2seq_length_examples(&d, length, PER_LENGTH, &chart, &set);
+        double want = seq2seq_evaluate(&g, &m, &set, 256, 3, 1.0f).exact_match;
+        ck_assert_msg(fabs(beam[length - LOW] - want) < 1e-6, "length %d: table %g, beam search %g",
+                      length, (double)beam[length - LOW], want);
+        differ = differ || beam[length - LOW] != greedy[length - LOW];
+        seq2seq_dataset_free(&set);
+    }
+    ck_assert_msg(differ, "beam and greedy agree at every length: the check tells nothing");
+    graph_free(&g);
+    optimizer_free(&opt);
+    seq2seq_batch_free(&batch);
+    seq2seq_model_free(&m);
+    seq2seq_data_free(&d);
+}
+END_TEST
+
 /* ======================================================================== */
 /* Data: batches, tasks, BLEU                                               */
 /* ======================================================================== */
@@ -1239,6 +1303,7 @@ Suite *seq2seq_suite(void) {
     tcase_add_loop_test(model, test_padding_changes_nothing, 0, 6);
     tcase_add_loop_test(model, test_beam_width_one_is_greedy, 0, 6);
     tcase_add_loop_test(model, test_overfits_a_tiny_set, 0, 2);
+    tcase_add_test(model, test_length_accuracy_decodes_with_the_beam);
     suite_add_tcase(suite, model);
 
     TCase *data = tcase_create("data");
