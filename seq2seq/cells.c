@@ -59,11 +59,12 @@ static inline float tanh_approx(float x) {
 float seq2seq_sigmoid(float x) { return sigmoid(x); }
 float seq2seq_tanh(float x) { return tanh_approx(x); }
 
-/* Backward writes the gradients of gx, gh and the state in one vectorized
- * loop per row, which must not test for a missing gradient at every
- * element.  An input without a gradient (the zero initial state) writes
- * into this scratch row instead: written, never read.  Per thread, grown on
- * demand and kept, like matmul's packing buffers. */
+/* The backwards below compute a step's gate gradients into this buffer
+ * before writing or adding them where they belong, and their vectorized
+ * row loops must not test for a missing gradient at every element: a state
+ * without one (the zero initial state) sends its gradient here instead,
+ * written, never read.  Per thread, grown on demand and kept, like
+ * matmul's packing buffers. */
 static float *scratch_row(size_t count) {
     static _Thread_local float *buffer;
     static _Thread_local size_t capacity;
