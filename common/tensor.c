@@ -267,7 +267,7 @@ static void grad_make_zero(Tensor *t) {
  * if it must add.  Either way the gradient counts as written afterwards.
  * A view covering part of its base cannot vouch for the rest: the base is
  * zeroed and the backward adds. */
-static bool grad_overwrite(Tensor *t) {
+bool tensor_grad_overwrite(Tensor *t) {
     Tensor *owner = grad_owner(t);
     if (owner->numel != t->numel) {
         grad_make_zero(owner);
@@ -277,8 +277,6 @@ static bool grad_overwrite(Tensor *t) {
     owner->grad_unwritten = false;
     return overwrite;
 }
-
-bool tensor_grad_overwrite(Tensor *t) { return grad_overwrite(t); }
 
 Tensor *tensor_alloc(const char *name, int ndim, const int *shape, bool with_grad) {
     Tensor *t = xcalloc(1, sizeof(Tensor));
@@ -572,7 +570,7 @@ static void elementwise_binary_backward(TapeEntry *entry) {
     int n = entry->out->numel;
     /* a + b and a - b may write da = dy over an unwritten da (a residual
      * stream's first gradient); b, and a * b, are zeroed by graph_backward. */
-    bool overwrite_a = op != OP_MUL && a->grad && grad_overwrite(a);
+    bool overwrite_a = op != OP_MUL && a->grad && tensor_grad_overwrite(a);
     OMP("omp parallel for num_threads(threads_get()) schedule(static) if (n >= PARALLEL_MIN_FLOATS)")
     for (int c = 0; c < chunk_count(n); c++) {
         size_t first = (size_t)c * CHUNK;
@@ -665,8 +663,39 @@ const float *linear_pack_weight(Graph *g, const Tensor *weight) {
     return packed;
 }
 
-const float *linear_packed_weight_for_backward(const float *packed_weight, const Tensor *weight) {
-    return packed_weight_for_backward(packed_weight, weight->shape[1], weight->shape[0]);
+/* Every row of y starts as the bias, inside matmul's sums. */
+void linear_rows(int rows, const float *x, const Tensor *weight, const float *packed_weight,
+                 const Tensor *bias, float *y) {
+    int In = weight->shape[1], Out = weight->shape[0];
+    MatmulSpec spec = {.batch = 1, .M = rows, .N = Out, .K = In, .A = x, .lda = In,
+                       .B = weight->data, .ldb = In, .transpose_b = true, .C = y, .ldc = Out,
+                       .bias = bias ? bias->data : NULL, .packed_b = packed_weight};
+    matmul(&spec);
+}
+
+/* y = x W^T + b, x (N, In), W (Out, In):
+ *   dx (=|+=) dy W      (N, Out) @ (Out, In)
+ *   dW += dy^T x        (Out, N) @ (N, In)   (summed over the rows: W is shared)
+ *   db += sum_r dy[r]   column sums of dy */
+void linear_rows_backward(int rows, const float *dy, const float *x, const Tensor *weight,
+                          const float *packed_weight, const Tensor *bias, float *dx,
+                          bool dx_accumulate) {
+    int In = weight->shape[1], Out = weight->shape[0];
+    if (dx) {
+        MatmulSpec spec = {.batch = 1, .M = rows, .N = In, .K = Out, .A = dy, .lda = Out,
+                           .B = weight->data, .ldb = In, .C = dx, .ldc = In,
+                           .accumulate = dx_accumulate,
+                           .packed_b = packed_weight ? packed_weight_for_backward(packed_weight, In, Out)
+                                                     : NULL};
+        matmul(&spec);
+    }
+    if (weight->grad) {
+        MatmulSpec spec = {.batch = 1, .M = Out, .N = In, .K = rows, .A = dy, .lda = Out,
+                           .transpose_a = true, .B = x, .ldb = In, .C = weight->grad,
+                           .ldc = In, .accumulate = true};
+        matmul(&spec);
+    }
+    if (bias && bias->grad) column_sums(dy, rows, Out, bias->grad);
 }
 
 Tensor *op_linear(Graph *g, Tensor *x, Tensor *weight, Tensor *bias) {
@@ -692,43 +721,24 @@ Tensor *op_linear_packed(Graph *g, Tensor *x, Tensor *weight, const float *packe
                 out->data[(size_t)r * Out + o] =
                     (bias ? bias->data[o] : 0.0f) +
                     dot_fast(x->data + (size_t)r * In, weight->data + (size_t)o * In, In);
-    } else { /* every row of y starts as the bias, inside matmul's sums */
-        MatmulSpec spec = {.batch = 1, .M = rows, .N = Out, .K = In, .A = x->data, .lda = In,
-                           .B = weight->data, .ldb = In, .transpose_b = true, .C = out->data,
-                           .ldc = Out, .bias = bias ? bias->data : NULL,
-                           .packed_b = packed_weight};
-        matmul(&spec);
+    } else {
+        linear_rows(rows, x->data, weight, packed_weight, bias, out->data);
     }
     if (grad) {
         TapeEntry *entry = tape_record(g, OP_LINEAR, out, x, weight, bias);
-        if (packed_weight) /* backward's copy of W (see linear_pack_weight) */
-            entry->saved = packed_weight_for_backward(packed_weight, In, Out);
+        entry->saved = (float *)packed_weight; /* NULL, or both copies (linear_pack_weight) */
     }
     check_finite(g, OP_LINEAR, out, out->data, "values");
     return out;
 }
 
-/* y = x W^T + b, x (N, In) (leading dimensions flattened), W (Out, In):
- *   dx += dy W          (N, Out) @ (Out, In)
- *   dW += dy^T x        (Out, N) @ (N, In)   (summed over the rows: W is shared)
- *   db += sum_r dy[r]   column sums of dy */
+/* The rows of x: its leading dimensions flattened.  dx is written over an
+ * unwritten gradient, which saves zeroing it. */
 static void linear_backward(TapeEntry *entry) {
     Tensor *x = entry->inputs[0], *weight = entry->inputs[1], *bias = entry->inputs[2];
-    const float *dy = entry->out->grad;
-    int In = weight->shape[1], Out = weight->shape[0], rows = leading_rows(x);
-    if (x->grad) { /* dx = dy W over an unwritten dx, which saves zeroing it */
-        MatmulSpec spec = {.batch = 1, .M = rows, .N = In, .K = Out, .A = dy, .lda = Out,
-                           .B = weight->data, .ldb = In, .C = x->grad, .ldc = In,
-                           .accumulate = !grad_overwrite(x), .packed_b = entry->saved};
-        matmul(&spec);
-    }
-    if (weight->grad) {
-        MatmulSpec spec = {.batch = 1, .M = Out, .N = In, .K = rows, .A = dy, .lda = Out,
-                           .transpose_a = true, .B = x->data, .ldb = In, .C = weight->grad,
-                           .ldc = In, .accumulate = true};
-        matmul(&spec);
-    }
-    if (bias && bias->grad) column_sums(dy, rows, Out, bias->grad);
+    bool add_to_dx = x->grad && !tensor_grad_overwrite(x);
+    linear_rows_backward(leading_rows(x), entry->out->grad, x->data, weight, entry->saved, bias,
+                         x->grad, add_to_dx);
 }
 
 /* ---- sum and mean ---------------------------------------------------------- */
@@ -847,7 +857,7 @@ static void activation_backward(TapeEntry *entry) {
     int n = a->numel;
     /* GELU (the transformer's feed-forward) may overwrite an unwritten dx;
      * for the others graph_backward zeroes it first. */
-    bool overwrite = entry->op == OP_GELU && grad_overwrite(a);
+    bool overwrite = entry->op == OP_GELU && tensor_grad_overwrite(a);
     OMP("omp parallel for num_threads(threads_get()) schedule(static) if (n >= PARALLEL_MIN_FLOATS)")
     for (int c = 0; c < chunk_count(n); c++) {
         size_t first = (size_t)c * CHUNK;
@@ -1338,10 +1348,10 @@ static const char *entry_name(const TapeEntry *entry) {
  *     from anywhere, so its backward would add zeros: it is skipped;
  *   - the backwards of linear (dx = dy W), of a + b and a - b (da = dy) and
  *     of GELU overwrite an unwritten input gradient instead of adding to
- *     it (grad_overwrite): most activations have exactly one consumer, and
+ *     it (tensor_grad_overwrite): most activations have exactly one consumer, and
  *     then nothing ever zeroes their gradient;
  *     A custom op declares the inputs its backward overwrites the same way
- *     (TapeEntry.overwrites_input, asking tensor_grad_overwrite);
+ *     (TapeEntry.overwrites_input, calling tensor_grad_overwrite too);
  *   - for every other input, the unwritten gradient is zeroed just before
  *     the first backward that adds into it, while it is about to be used;
  *   - views (tensor_rows, tensor_reshape) share their base's flag: the

@@ -230,14 +230,24 @@ Tensor *op_linear(Graph *g, Tensor *x, Tensor *weight, Tensor *bias);
  * graph's arena: valid until graph_reset, and only while the weight does not
  * change. */
 const float *linear_pack_weight(Graph *g, const Tensor *weight);
-/* Inside linear_pack_weight's buffer, the second copy: W (Out, In) packed
- * as matmul's B for a backward's dx = dy W, for an op in a model's folder
- * that runs its own matmuls on the packed weight. */
-const float *linear_packed_weight_for_backward(const float *packed_weight, const Tensor *weight);
 /* op_linear reading the weight from its packed copy: the same result bit for
  * bit, the same backward (which reads weight itself). */
 Tensor *op_linear_packed(Graph *g, Tensor *x, Tensor *weight, const float *packed_weight,
                          Tensor *bias);
+/* What op_linear_packed (on more than a few rows: with matmul) and its
+ * backward compute, on plain buffers of rows, for an op in a model's folder
+ * that applies a linear layer inside its own forward and backward (a
+ * recurrent layer, one time step at a time):
+ *   linear_rows:           y (rows, Out) = x (rows, In) W^T + b
+ *   linear_rows_backward:  dx (=|+=) dy W, unless dx is NULL;
+ *                          dW += dy^T x and db += the rows of dy, where W and b have gradients
+ * weight (Out, In), bias (Out) or NULL, packed_weight linear_pack_weight's
+ * copies of weight or NULL. */
+void linear_rows(int rows, const float *x, const Tensor *weight, const float *packed_weight,
+                 const Tensor *bias, float *y);
+void linear_rows_backward(int rows, const float *dy, const float *x, const Tensor *weight,
+                          const float *packed_weight, const Tensor *bias, float *dx,
+                          bool dx_accumulate);
 Tensor *op_sum(Graph *g, Tensor *a);  /* -> (1) */
 Tensor *op_mean(Graph *g, Tensor *a); /* -> (1) */
 Tensor *op_tanh(Graph *g, Tensor *a);

@@ -1,18 +1,21 @@
-/* seq2seq/cells.c: the recurrent cells and the additive attention score as
- * fused autograd ops, each forward followed by its backward.
+/* seq2seq/cells.c: the recurrent cells, a whole recurrent layer, and the
+ * attention scores as fused autograd ops, each forward followed by its
+ * backward.
  *
  * Legend: B batch, S source steps, H hidden size, A attention size,
- * P parts of a recurrent state (1 for a GRU, 2 for an LSTM).
+ * G gates (3 GRU, 4 LSTM), P parts of a recurrent state (1 for a GRU, 2
+ * for an LSTM), In a layer's input size.
  *
  * Why fused ops.  common/nn.c's gru_cell_forward builds a GRU step from
  * about fifteen small ops (slices, adds, sigmoids, products), and each one
  * reads and writes a (B, H) tensor and adds a tape entry.  With B = 64 and
  * H = 128 the matmuls of a step are small, so that traffic and bookkeeping
- * cost as much as the arithmetic.  Here the two matmuls stay ordinary
- * op_matmul calls (the input one done for all time steps at once, see
- * model.c), and everything after them is one loop over (B, H) elements with
- * one tape entry.  tests/test_seq2seq.c checks each op against the op-by-op
- * version of common/nn.c and against finite differences.
+ * cost as much as the arithmetic.  Here a step's two matmuls stay linear
+ * layers (op_linear calls in model.c, or linear_rows inside the
+ * whole-sequence layer below), and everything after them is one loop over
+ * (B, H) elements with one tape entry.  tests/test_seq2seq.c checks each op
+ * against the op-by-op version of common/nn.c and against finite
+ * differences.
  *
  * Padding.  A row b with active[b] == 0 is a padded position of a shorter
  * sequence: its state passes through unchanged, h' = h (and c' = c), so the
@@ -24,7 +27,6 @@
 #include <string.h>
 
 #include "fastmath.h"
-#include "matmul.h"
 #include "seq2seq.h"
 
 /* ---- sigmoid and tanh that the compiler can vectorize ------------------------
@@ -392,40 +394,6 @@ typedef struct {
 
 static int saved_per_row(int cell, int H) { return (cell == SEQ2SEQ_LSTM ? 5 : GRU_SAVED) * H; }
 
-/* y (M, N) (=|+=) a (M, K) @ W^T + bias, W (N, K) packed by linear_pack_weight. */
-static void product_with_weight(int M, int N, int K, const float *a, const Tensor *weight,
-                                const float *packed, const Tensor *bias, float *y) {
-    MatmulSpec spec = {.batch = 1, .M = M, .N = N, .K = K, .A = a, .lda = K, .B = weight->data,
-                       .ldb = K, .transpose_b = true, .C = y, .ldc = N,
-                       .bias = bias ? bias->data : NULL, .packed_b = packed};
-    matmul(&spec);
-}
-
-/* The backward of y = a W^T + b for one step's rows (M of them):
- *   da (=|+=) dy W         (M, N) @ (N, K)     when da is not NULL
- *   dW      += dy^T a      (N, M) @ (M, K)
- *   db      += the rows of dy                                                  */
-static void product_with_weight_backward(int M, int N, int K, const float *dy, const float *a,
-                                         const Tensor *weight, const float *packed,
-                                         const Tensor *bias, float *da, bool da_accumulate) {
-    if (da) {
-        MatmulSpec spec = {.batch = 1, .M = M, .N = K, .K = N, .A = dy, .lda = N,
-                           .B = weight->data, .ldb = K, .C = da, .ldc = K,
-                           .accumulate = da_accumulate,
-                           .packed_b = linear_packed_weight_for_backward(packed, weight)};
-        matmul(&spec);
-    }
-    if (weight->grad) {
-        MatmulSpec spec = {.batch = 1, .M = N, .N = K, .K = M, .A = dy, .lda = N,
-                           .transpose_a = true, .B = a, .ldb = K, .C = weight->grad, .ldc = K,
-                           .accumulate = true};
-        matmul(&spec);
-    }
-    if (bias && bias->grad)
-        for (int row = 0; row < M; row++)
-            for (int k = 0; k < N; k++) bias->grad[k] += dy[(size_t)row * N + k];
-}
-
 /* For t = 0 .. S-1, with state_{-1} = state0 and x_t rows t*B.. of x:
  *   gx_t    = x_t W_ih^T + b_ih                     (B, In) @ (In, G*H)
  *   gh_t    = h_{t-1} W_hh^T + b_hh                 (B, H) @ (H, G*H)
@@ -462,9 +430,9 @@ Tensor *seq2seq_recurrent_layer(Graph *g, int cell, const Seq2seqRecurrentLayer 
     float *gx = arena_alloc(&g->arena, 2 * gates * sizeof(float)), *gh = gx + gates;
     for (int t = 0; t < S; t++) {
         const float *prev = t == 0 ? state0->data : out->data + (t - 1) * state_size; /* (P, B, H) */
-        product_with_weight(B, G * H, In, x->data + (size_t)t * B * In, w_ih, layer->packed_ih,
-                            weights->input_gates.bias, gx);
-        product_with_weight(B, G * H, H, prev, w_hh, layer->packed_hh, weights->hidden_gates.bias, gh);
+        linear_rows(B, x->data + (size_t)t * B * In, w_ih, layer->packed_ih,
+                    weights->input_gates.bias, gx);
+        linear_rows(B, prev, w_hh, layer->packed_hh, weights->hidden_gates.bias, gh);
         const int *active_t = active ? active + (size_t)t * B : NULL;
         float *next = out->data + t * state_size, *saved = layer->saved + (size_t)t * B * saved_per_row(cell, H);
         if (cell == SEQ2SEQ_LSTM) lstm_rows_forward(B, H, gx, gh, prev, active_t, next, saved);
@@ -514,12 +482,12 @@ static void recurrent_layer_backward(TapeEntry *entry) {
         if (cell == SEQ2SEQ_LSTM) lstm_rows_backward(B, H, dy, saved, prev, active_t, dgx, dprev);
         else gru_rows_backward(B, H, dy, saved, prev, active_t, dgx, dgh, dprev);
         /* through W_hh to h_{t-1} (nowhere when t = 0 and state0 has no gradient) */
-        product_with_weight_backward(B, G * H, H, dgh, prev, hidden_gates->weight, layer->packed_hh,
-                                     hidden_gates->bias, t > 0 || state0->grad ? dprev : NULL, true);
+        linear_rows_backward(B, dgh, prev, hidden_gates->weight, layer->packed_hh,
+                             hidden_gates->bias, t > 0 || state0->grad ? dprev : NULL, true);
         /* through W_ih to x_t */
-        product_with_weight_backward(B, G * H, In, dgx, x->data + (size_t)t * B * In,
-                                     input_gates->weight, layer->packed_ih, input_gates->bias,
-                                     x->grad ? x->grad + (size_t)t * B * In : NULL, add_to_dx);
+        linear_rows_backward(B, dgx, x->data + (size_t)t * B * In, input_gates->weight,
+                             layer->packed_ih, input_gates->bias,
+                             x->grad ? x->grad + (size_t)t * B * In : NULL, add_to_dx);
     }
 }
 
